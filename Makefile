@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make run` and `make test`. Only python3 (with venv) is
+# assumed; everything else is installed into .venv/ on first use.
+
+PYTHON ?= python3
+PORT ?= 8000
+WEB_CONCURRENCY ?= 2
+VENV := .venv
+BIN := $(VENV)/bin
+# PostgreSQL for the second test run: TEST_DATABASE_URL, else DATABASE_URL, else the local server.
+PG_TEST_URL := $(or $(TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/models_api)
+
+.PHONY: run serve test test-sqlite test-postgres bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+## run: install, migrate and serve the API on http://127.0.0.1:$(PORT) (embedded default: SQLite + var/media)
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo "Get an API token: $(BIN)/python manage.py create_api_user <name>   (then: curl -H 'Authorization: Token <key>' ...)"
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+## serve: the production server (gunicorn, $(WEB_CONCURRENCY) workers) on 0.0.0.0:$(PORT)
+serve: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/gunicorn config.wsgi --config config/gunicorn.conf.py
+
+## test: the whole suite on SQLite, then on PostgreSQL when one is configured or answers locally
+test: $(VENV)/.installed-dev
+	$(MAKE) --no-print-directory test-sqlite
+	@if [ -n "$(TEST_DATABASE_URL)$(DATABASE_URL)" ] || $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2).close()" 2>/dev/null; then \
+		$(MAKE) --no-print-directory test-postgres; \
+	else \
+		echo "No PostgreSQL configured or answering on 127.0.0.1:5432: ran the suite on SQLite only."; \
+	fi
+
+test-sqlite: $(VENV)/.installed-dev
+	@echo "== Test suite on SQLite"
+	env -u DATABASE_URL -u AWS_STORAGE_BUCKET_NAME $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.installed-dev
+	@echo "== Test suite on PostgreSQL"
+	env -u AWS_STORAGE_BUCKET_NAME DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,281 @@
+"""Settings for the Models API, read from the environment (see README "Configuration").
+
+With no environment at all the service runs on the embedded default: SQLite and local file
+storage under ``var/``. ``DATABASE_URL`` selects PostgreSQL; ``AWS_STORAGE_BUCKET_NAME`` selects
+S3 (or any S3-compatible store through ``AWS_S3_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import Env
+
+env = Env()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env.str("DJANGO_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def _secret_key() -> str:
+    """The key from DJANGO_SECRET_KEY, or one generated once and kept in ``var/secret_key``.
+
+    A generated key keeps the embedded default free of configuration while never shipping a
+    known key; production sets DJANGO_SECRET_KEY.
+    """
+    key = env.str("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# --- HTTPS and proxies (all off by default; DJANGO_HTTPS=true turns on the usual set) ---------
+_https = env.bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", _https)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$"]  # load balancers probe over plain HTTP
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", _https)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", _https)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", False)
+if env.bool("DJANGO_BEHIND_PROXY", False):
+    # Trust X-Forwarded-Proto only when a proxy that sets it is known to stand in front.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "models_api",
+    "records",
+]
+
+MIDDLEWARE = [
+    "models_api.middleware.ServiceUnavailableMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# Every API path answers with and without its trailing slash (the routes accept both), so
+# Django must never redirect to add one: a redirected POST loses its body.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------
+_database_url = env.str("DATABASE_URL")
+if _database_url:
+    try:
+        _database = dj_database_url.parse(
+            _database_url,
+            conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        )
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {error}") from None
+    if _database["ENGINE"] not in {
+        "django.db.backends.postgresql",
+        "django.db.backends.sqlite3",
+    }:
+        raise ImproperlyConfigured("DATABASE_URL must name PostgreSQL (postgres://) or SQLite.")
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        _database.setdefault("OPTIONS", {})
+        # Fail fast (then answer 503) instead of hanging when the server is unreachable.
+        _database["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", 5))
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": VAR_DIR / "db.sqlite3",
+    }
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database.setdefault("OPTIONS", {}).update(
+        {
+            # WAL lets readers stream while a writer commits; IMMEDIATE takes the write lock at
+            # BEGIN so that concurrent writers queue (up to "timeout") instead of failing.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Storage -----------------------------------------------------------------------------
+MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"  # never served directly: downloads go through signed, expiring links
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
+STATIC_URL = "/static/"
+
+#: Lifetime of the signed links that ``GET /records/id/{rid}/download`` redirects to.
+RECORD_DOWNLOAD_EXPIRY = env.int("RECORD_DOWNLOAD_EXPIRY", 3600, minimum=1)
+
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "access_key": env.str("AWS_ACCESS_KEY_ID"),
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY"),
+            "security_token": env.str("AWS_SESSION_TOKEN"),
+            "region_name": env.str("AWS_S3_REGION_NAME", env.str("AWS_DEFAULT_REGION")),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL"),
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE"),
+            "signature_version": env.str("AWS_S3_SIGNATURE_VERSION", "s3v4"),
+            "location": env.str("AWS_LOCATION", ""),
+            "default_acl": None,
+            "querystring_auth": True,  # private objects: every link is presigned
+            "querystring_expire": RECORD_DOWNLOAD_EXPIRY,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Request limits ----------------------------------------------------------------------
+#: Largest JSON or form body (without files) a request may carry; larger answers 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.size("DJANGO_MAX_BODY_SIZE", 5 * 1024 * 1024)
+#: Largest NDJSON body of a bulk ingest request; larger answers 413.
+RECORDS_BULK_MAX_BODY_SIZE = env.size("RECORDS_BULK_MAX_BODY_SIZE", 64 * 1024 * 1024)
+#: Largest file attached to one record; larger answers 413.
+RECORD_FILE_MAX_SIZE = env.size("RECORD_FILE_MAX_SIZE", 100 * 1024 * 1024)
+#: Deepest nesting accepted in any JSON value (deeper answers 400).
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", 64, minimum=1)
+
+# --- Auth --------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes an anonymous request a 401, not a 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["models_api.permissions.ModelPermissions"],
+    "DEFAULT_PARSER_CLASSES": ["models_api.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "models_api.exception_handler.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_ANON_THROTTLE_RATE", "60/minute"),
+        # Off by default: pipelines post records at full speed.
+        "user": env.str("API_USER_THROTTLE_RATE"),
+    },
+    "URL_FORMAT_OVERRIDE": None,  # "format" is not a reserved query parameter here
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Models API",
+    "DESCRIPTION": (
+        "Tracks machine-learning models, their runs and datasets, and the timestamped records "
+        "they produce. Authenticate with `Authorization: Token <key>`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "models_api.openapi.add_error_responses",
+    ],
+}
+
+# --- Internationalisation and time -------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging -----------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_credentials": {"()": "models_api.log_filters.RedactCredentials"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_credentials"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "INFO", "propagate": True},
+    },
+}

@@ -1,0 +1,33 @@
+"""Errors the services raise beyond DRF's own (conflict, too large, unavailable)."""
+
+from __future__ import annotations
+
+import uuid
+
+from rest_framework import exceptions, status
+
+DATABASE_UNAVAILABLE = "The database is unreachable; please try again shortly."
+
+
+class Conflict(exceptions.APIException):
+    """A write would duplicate an existing row; the body names that row's ``id``."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This conflicts with an existing object."
+    default_code = "conflict"
+
+    def __init__(self, detail: str, *, existing_id: uuid.UUID | str | None = None) -> None:
+        super().__init__(detail)
+        self.existing_id = existing_id
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A backing service is unreachable; please try again shortly."
+    default_code = "unavailable"

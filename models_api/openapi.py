@@ -1,0 +1,100 @@
+"""OpenAPI descriptions of the contract's shapes (drf-spectacular).
+
+The error bodies are one component, ``Error``; every operation lists the errors the contract
+lets it answer, so that clients (and schemathesis) can rely on the schema for failures too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="One human sentence.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For invalid input: the messages of each field (or line) at fault.",
+    )
+    id = serializers.UUIDField(
+        required=False, help_text="For a conflict (409): the id of the existing object."
+    )
+
+    class Meta:
+        ref_name = "Error"
+
+
+class DeletedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    deleted = serializers.BooleanField()
+
+    class Meta:
+        ref_name = "Deleted"
+
+
+def contract_schema(noun: str, serializer: type[serializers.Serializer]):
+    """Describe the standard actions of a viewset whose objects are ``noun``s."""
+    plural = f"{noun}s"
+    return extend_schema_view(
+        all=extend_schema(
+            summary=f"Every {noun}, ordered by name",
+            responses={200: serializer(many=True), 404: ErrorSerializer},
+        ),
+        list=extend_schema(
+            summary=f"Search {plural} (404 when none match)",
+            responses={200: serializer(many=True), 400: ErrorSerializer, 404: ErrorSerializer},
+        ),
+        retrieve=extend_schema(
+            summary=f"One {noun}", responses={200: serializer, 404: ErrorSerializer}
+        ),
+        create=extend_schema(
+            summary=f"Create a {noun}",
+            responses={200: serializer, 400: ErrorSerializer, 409: ErrorSerializer},
+        ),
+        partial_update=extend_schema(
+            summary=f"Replace the fields sent of a {noun}",
+            responses={
+                200: serializer,
+                400: ErrorSerializer,
+                404: ErrorSerializer,
+                409: ErrorSerializer,
+            },
+        ),
+        destroy=extend_schema(
+            summary=f"Delete a {noun}",
+            responses={200: DeletedSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        ),
+    )
+
+
+_COMMON_ERRORS = {
+    "400": "Invalid input (unknown query parameter, bad value).",
+    "401": "No credentials.",
+    "403": "Authenticated, but without the permission this needs.",
+    "404": "Not found (an id that is not a UUID is not found either).",
+    "429": "Too many requests.",
+    "503": "The database or the object store is unreachable.",
+}
+_BODY_ERRORS = {
+    "413": "The body (or its file) is larger than the configured limit.",
+    "415": "The body's content type is not one this operation reads.",
+}
+
+
+def add_error_responses(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """Postprocessing hook: list the errors every operation may answer, with the Error body."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if path.startswith("/healthz") or path.startswith("/api/schema"):
+                continue
+            responses = operation.setdefault("responses", {})
+            codes = dict(_COMMON_ERRORS)
+            if "requestBody" in operation:
+                codes.update(_BODY_ERRORS)
+            for code, description in codes.items():
+                responses.setdefault(code, {"description": description, "content": error})
+    return result

@@ -1,0 +1,44 @@
+"""Request body parsers with the service's limits.
+
+DRF reads JSON bodies straight from the request stream, so Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` never applies to them; the limit is enforced here instead (413),
+and bodies are decoded with orjson, which also refuses invalid UTF-8 and absurd nesting.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import orjson
+from django.conf import settings
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+from models_api.exceptions import PayloadTooLarge
+
+
+def read_limited(stream: IO[bytes] | None, parser_context: dict[str, Any] | None, limit: int) -> bytes:
+    """Read the whole body, refusing (413) one larger than ``limit`` bytes before reading it."""
+    request = (parser_context or {}).get("request")
+    declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+    too_large = f"The request body is larger than the limit of {limit:,} bytes."
+    try:
+        if declared and int(declared) > limit:
+            raise PayloadTooLarge(too_large)
+    except ValueError:
+        raise ParseError("The Content-Length header is not a number.") from None
+    if stream is None:
+        return b""
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(too_large)
+    return body
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        body = read_limited(stream, parser_context, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise ParseError(f"The body is not valid JSON: {error.msg}.") from None

@@ -1,0 +1,93 @@
+"""Endpoints of the catalogue: ``/api/models``, ``/api/experiments``, ``/api/seasons``,
+``/api/sites``. The conventions they share live in :mod:`models_api.viewsets`."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from models_api import services
+from models_api.filtersets import (
+    ExperimentFilterSet,
+    MLModelFilterSet,
+    SeasonFilterSet,
+    SiteFilterSet,
+)
+from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
+from models_api.openapi import contract_schema
+from models_api.serializers import (
+    DatasetSerializer,
+    ExperimentSerializer,
+    MLModelSerializer,
+    ModelRunSerializer,
+    SeasonSerializer,
+    SiteSerializer,
+)
+from models_api.viewsets import ContractViewSet, ReadMixin, WriteMixin
+
+
+@contract_schema("experiment", ExperimentSerializer)
+class ExperimentViewSet(ReadMixin, WriteMixin, ContractViewSet):
+    queryset = Experiment.objects.all()
+    serializer_class = ExperimentSerializer
+    filterset_class = ExperimentFilterSet
+
+    def perform_destroy(self, instance: Experiment) -> None:
+        services.delete_experiment(instance)
+
+
+@contract_schema("season", SeasonSerializer)
+class SeasonViewSet(ReadMixin, WriteMixin, ContractViewSet):
+    queryset = Season.objects.select_related("experiment")
+    serializer_class = SeasonSerializer
+    filterset_class = SeasonFilterSet
+
+    def perform_destroy(self, instance: Season) -> None:
+        services.delete_unless_referenced(instance)
+
+
+@contract_schema("site", SiteSerializer)
+class SiteViewSet(ReadMixin, WriteMixin, ContractViewSet):
+    queryset = Site.objects.all()
+    serializer_class = SiteSerializer
+    filterset_class = SiteFilterSet
+
+    def perform_destroy(self, instance: Site) -> None:
+        services.delete_unless_referenced(instance)
+
+
+@contract_schema("model", MLModelSerializer)
+class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
+    queryset = MLModel.objects.all()
+    serializer_class = MLModelSerializer
+    filterset_class = MLModelFilterSet
+
+    @extend_schema(summary="Experiments linked to the model", responses=ExperimentSerializer(many=True))
+    @action(detail=True, methods=["get"], permission_model=Experiment)
+    def experiments(self, request: Request, pk: str) -> Response:
+        model = self.get_object()
+        return self.list_response(model.experiments.all(), ExperimentSerializer)
+
+    @action(detail=True, methods=["get", "post"], permission_model=ModelRun, serializer_class=ModelRunSerializer)
+    def runs(self, request: Request, pk: str) -> Response:
+        """``GET``: the model's runs, oldest first. ``POST``: always creates a new run."""
+        model = self.get_object()
+        if request.method == "GET":
+            return self.list_response(model.runs.all())
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save(model=model)
+        return Response(serializer.data)
+
+    @action(detail=True, methods=["get", "post"], permission_model=Dataset, serializer_class=DatasetSerializer)
+    def datasets(self, request: Request, pk: str) -> Response:
+        """``GET``: datasets linked to the model. ``POST``: create one linked to it."""
+        model = self.get_object()
+        if request.method == "GET":
+            return self.list_response(model.datasets.all())
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save(model=model)
+        return Response(serializer.data)

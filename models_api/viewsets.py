@@ -1,0 +1,105 @@
+"""The base viewset behind every endpoint of the contract.
+
+It carries the conventions that the contract sets for all endpoints, so that each concrete
+viewset stays a few declarative lines:
+
+- unknown (or repeated single-valued) query parameters answer 400 naming them;
+- a path id that is not a UUID answers 404 like an unknown one;
+- list endpoints answer 404 when the result is empty (the seed's rule);
+- creates, updates and deletes answer 200; a delete answers ``{"id": ..., "deleted": true}``;
+- a PATCH that names no field answers 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from models_api.filtersets import check_query_params
+
+
+class ContractViewSet(viewsets.GenericViewSet):
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    #: The model whose permissions an action needs, when it is not the viewset's own.
+    permission_model: type[Model] | None = None
+    #: Actions whose query parameters are the filterset's; every other action takes none.
+    filtered_actions = frozenset({"list"})
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        filterset_class = None
+        if self.action in self.filtered_actions:
+            filterset_class = getattr(self, "filterset_class", None)
+        check_query_params(request.query_params, filterset_class)
+
+    @property
+    def verbose_name(self) -> str:
+        return self.queryset.model._meta.verbose_name
+
+    def get_object(self) -> Model:
+        try:
+            return super().get_object()
+        except Http404:
+            lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+            raise NotFound(f"No {self.verbose_name} has the id '{lookup}'.") from None
+
+    def list_response(self, queryset: QuerySet, serializer_class: type | None = None) -> Response:
+        """A list of objects, or 404 when there are none."""
+        serializer_class = serializer_class or self.get_serializer_class()
+        data = serializer_class(queryset, many=True, context=self.get_serializer_context()).data
+        if not data:
+            raise NotFound(f"No {queryset.model._meta.verbose_name_plural} found.")
+        return Response(data)
+
+
+class ReadMixin:
+    """``GET /all``, ``GET /`` (search with the filterset) and ``GET /id/{id}``."""
+
+    @action(detail=False, methods=["get"], url_path="all")
+    def all(self, request: Request) -> Response:
+        return self.list_response(self.get_queryset())
+
+    def list(self, request: Request) -> Response:
+        return self.list_response(self.filter_queryset(self.get_queryset()))
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+class WriteMixin:
+    """``POST /``, ``PATCH /id/{id}`` and ``DELETE /id/{id}``.
+
+    The serializer's ``create``/``update`` call the app's services; ``perform_destroy`` does
+    the same for deletes.
+    """
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        if not request.data:
+            raise ValidationError("The request body names no field to change.")
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        instance = self.get_object()
+        deleted_id = instance.pk
+        self.perform_destroy(instance)
+        return Response({"id": str(deleted_id), "deleted": True})
+
+    def perform_destroy(self, instance: Model) -> None:
+        instance.delete()
