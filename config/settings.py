@@ -176,7 +176,8 @@ if AWS_STORAGE_BUCKET_NAME:
             "default_acl": None,
             "querystring_auth": True,  # private objects: every link is presigned
             "querystring_expire": RECORD_DOWNLOAD_EXPIRY,
-            "file_overwrite": False,
+            # Keys are unique by construction (ids), so skip the existence check per upload.
+            "file_overwrite": True,
         },
     }
 else:

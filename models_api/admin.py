@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from models_api.admin_deletion import CountedDeleteMixin
 from models_api.admin_widgets import JSON_FORMFIELD_OVERRIDES
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
 
 
-class CatalogueAdmin(admin.ModelAdmin):
+class CatalogueAdmin(CountedDeleteMixin, admin.ModelAdmin):
     formfield_overrides = JSON_FORMFIELD_OVERRIDES
     readonly_fields = ("id", "created_at", "updated_at")
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
@@ -19,6 +19,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from models_api.exceptions import (
     DATABASE_UNAVAILABLE,
     Conflict,
+    InvalidInput,
     PayloadTooLarge,
     ServiceUnavailable,
 )
@@ -68,6 +69,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         return exceptions.ValidationError(detail)
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
+    if isinstance(exc, SuspiciousOperation):  # too many fields or files in a form, and the like
+        return exceptions.ParseError(f"The request was refused: {exc}")
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("Database unreachable: %s", exc)
         return ServiceUnavailable(DATABASE_UNAVAILABLE)
@@ -85,6 +88,8 @@ def error_body(exc: exceptions.APIException) -> dict[str, Any]:
     if not isinstance(detail, str):
         detail = summarise(error_messages(detail))
     body = {"detail": str(detail)}
+    if isinstance(exc, InvalidInput):
+        body["errors"] = exc.errors
     if isinstance(exc, Conflict) and exc.existing_id is not None:
         body["id"] = str(exc.existing_id)
     return body

@@ -31,3 +31,15 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A backing service is unreachable; please try again shortly."
     default_code = "unavailable"
+
+
+class InvalidInput(exceptions.APIException):
+    """A 400 whose sentence and per-key messages are given as they are (e.g. bulk lines by
+    number), rather than derived from serializer errors."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, detail: str, *, errors: dict[str, list[str]]) -> None:
+        super().__init__(detail)
+        self.errors = errors

@@ -17,16 +17,24 @@ from rest_framework.exceptions import ParseError
 from models_api.exceptions import PayloadTooLarge
 
 
-def read_limited(stream: IO[bytes] | None, parser_context: dict[str, Any] | None, limit: int) -> bytes:
-    """Read the whole body, refusing (413) one larger than ``limit`` bytes before reading it."""
+def declared_length(parser_context: dict[str, Any] | None) -> int | None:
+    """The body length the request declares (Content-Length), if any."""
     request = (parser_context or {}).get("request")
     declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-    too_large = f"The request body is larger than the limit of {limit:,} bytes."
+    if not declared:
+        return None
     try:
-        if declared and int(declared) > limit:
-            raise PayloadTooLarge(too_large)
+        return int(declared)
     except ValueError:
         raise ParseError("The Content-Length header is not a number.") from None
+
+
+def read_limited(stream: IO[bytes] | None, parser_context: dict[str, Any] | None, limit: int) -> bytes:
+    """Read the whole body, refusing (413) one larger than ``limit`` bytes before reading it."""
+    too_large = f"The request body is larger than the limit of {limit:,} bytes."
+    length = declared_length(parser_context)
+    if length is not None and length > limit:
+        raise PayloadTooLarge(too_large)
     if stream is None:
         return b""
     body = stream.read(limit + 1)

@@ -202,3 +202,25 @@ def create_dataset(
         dataset.experiments.add(experiment)
         model.experiments.add(experiment)
     return dataset
+
+
+def link(
+    *,
+    model_experiments: set[tuple[Any, Any]] = frozenset(),
+    model_datasets: set[tuple[Any, Any]] = frozenset(),
+    dataset_experiments: set[tuple[Any, Any]] = frozenset(),
+    site_experiments: set[tuple[Any, Any]] = frozenset(),
+) -> None:
+    """Add links (pairs of ids) that do not exist yet, one ``INSERT ... ON CONFLICT DO
+    NOTHING`` per kind, whatever the number of pairs."""
+    kinds = (
+        (MLModel.experiments.through, "mlmodel_id", "experiment_id", model_experiments),
+        (MLModel.datasets.through, "mlmodel_id", "dataset_id", model_datasets),
+        (Dataset.experiments.through, "dataset_id", "experiment_id", dataset_experiments),
+        (Site.experiments.through, "site_id", "experiment_id", site_experiments),
+    )
+    for through, left, right, pairs in kinds:
+        if pairs:
+            through.objects.bulk_create(
+                [through(**{left: a, right: b}) for a, b in pairs], ignore_conflicts=True
+            )

@@ -7,12 +7,19 @@ permissions, exactly as in production; each test gets its own media folder.
 from __future__ import annotations
 
 import io
+import uuid
+from types import SimpleNamespace
 
+import boto3
+import botocore.config
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
+from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
+
+from models_api.models import MLModel
 
 from tests.factories import ExperimentFactory, MLModelFactory, SeasonFactory, SiteFactory
 
@@ -86,3 +93,87 @@ def model(experiment):
     model = MLModelFactory(model_name="Model A")
     model.experiments.add(experiment)
     return model
+
+
+# --- Records -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo(db):
+    """The demo catalogue (Experiments A and B, Seasons 1A..3B, Sites A1..B3, Models A, B)."""
+    call_command("load_demo", stdout=io.StringIO())
+    return MLModel.objects.get(model_name="Model A")
+
+
+def record_body(**overrides) -> dict:
+    """A valid record for the demo catalogue, as a JSON body."""
+    body = {
+        "timestamp": "2024-06-01T10:00:00Z",
+        "model_data": {"boxes": [[1, 2, 3, 4]], "label": "weed"},
+        "experiment_name": "Experiment A",
+        "season_name": "Season 1A",
+        "site_name": "Site A1",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+# --- S3: a real S3 protocol server (moto) over HTTP, a bucket per test -------------------
+
+S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def use_s3(settings, *, endpoint: str, bucket: str) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **S3_CREDENTIALS,
+                "bucket_name": bucket,
+                "endpoint_url": endpoint,
+                "signature_version": "s3v4",
+                "querystring_auth": True,
+                "querystring_expire": settings.RECORD_DOWNLOAD_EXPIRY,
+                "file_overwrite": True,
+                "default_acl": None,
+                # Fail fast when the endpoint is down, instead of retrying for seconds.
+                "client_config": botocore.config.Config(
+                    signature_version="s3v4",
+                    connect_timeout=1,
+                    read_timeout=5,
+                    retries={"max_attempts": 1},
+                ),
+            },
+        },
+    }
+
+
+@pytest.fixture
+def s3(settings, s3_endpoint):
+    """Record files go to a fresh bucket on the moto server; yields (client, bucket)."""
+    bucket = f"records-{uuid.uuid4().hex[:16]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    use_s3(settings, endpoint=s3_endpoint, bucket=bucket)
+    return SimpleNamespace(client=client, bucket=bucket)
+
+
+def stored_keys(s3) -> list[str]:
+    listing = s3.client.list_objects_v2(Bucket=s3.bucket)
+    return sorted(item["Key"] for item in listing.get("Contents", []))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import factory
 
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
@@ -49,3 +51,22 @@ class ModelRunFactory(factory.django.DjangoModelFactory):
         model = ModelRun
 
     model = factory.SubFactory(MLModelFactory)
+
+
+class ModelRecordFactory(factory.django.DjangoModelFactory):
+    """A record whose season belongs to its experiment, as the API guarantees."""
+
+    class Meta:
+        model = "records.ModelRecord"
+
+    model = factory.SubFactory(MLModelFactory)
+    season = factory.SubFactory(SeasonFactory)
+    experiment = factory.LazyAttribute(lambda r: r.season.experiment)
+    site = factory.SubFactory(SiteFactory)
+    dataset = factory.SubFactory(DatasetFactory)
+    timestamp = factory.Sequence(
+        lambda n: datetime.datetime(2024, 6, 1, tzinfo=datetime.timezone.utc)
+        + datetime.timedelta(minutes=n)
+    )
+    collection_date = factory.LazyAttribute(lambda r: r.timestamp.date())
+    model_data = factory.Sequence(lambda n: {"n": n})

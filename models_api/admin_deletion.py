@@ -1,0 +1,43 @@
+"""Delete confirmation pages that count instead of listing.
+
+Django's admin lists every object a deletion would take with it; for a model with a million
+records that page would load a million rows. These pages give counts, one query per
+relation, and refuse (as Django does) when protected rows point at the object.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import CASCADE, PROTECT, Model, QuerySet
+from django.http import HttpRequest
+
+
+class CountedDeleteMixin(admin.ModelAdmin):
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        to_delete: list[str] = []
+        model_count: dict[str, int] = {}
+        perms_needed: set[str] = set()
+        protected: list[str] = []
+        objs = list(objs)
+        opts = self.model._meta
+        model_count[opts.verbose_name_plural] = len(objs)
+        to_delete.extend(str(obj) for obj in objs[:100])
+        for relation in opts.related_objects:
+            if relation.on_delete not in (CASCADE, PROTECT) or relation.many_to_many:
+                continue
+            related: type[Model] = relation.related_model
+            rows: QuerySet = related._base_manager.filter(**{f"{relation.field.name}__in": objs})
+            count = rows.count()
+            if not count:
+                continue
+            label = related._meta.verbose_name if count == 1 else related._meta.verbose_name_plural
+            summary = f"{count:,} {label}"
+            if relation.on_delete is PROTECT:
+                protected.append(summary)
+                continue
+            model_count[related._meta.verbose_name_plural] = count
+            to_delete.append(summary)
+            codename = f"{related._meta.app_label}.delete_{related._meta.model_name}"
+            if not request.user.has_perm(codename):
+                perms_needed.add(related._meta.verbose_name)
+        return to_delete, model_count, perms_needed, protected

@@ -1,0 +1,67 @@
+"""Query parameters of the two record streams, checked before the first byte is sent.
+
+Names of experiments, seasons and sites must exist (400 naming the unknown one); dataset names
+need not (a record may create its dataset), so an unknown one simply matches nothing. Names are
+resolved to ids once, so the stream's query filters on indexed id columns without joins.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+
+from models_api.filtersets import ReferenceNameFilter, ReferenceNamesFilter
+from models_api.models import Dataset, Experiment, Season, Site
+from records.models import ModelRecord
+
+
+class RecordFilterSet(django_filters.FilterSet):
+    """``GET /id/{id}/records``: exact matches."""
+
+    experiment_name = ReferenceNameFilter(
+        field_name="experiment_id", model=Experiment, name_field="experiment_name"
+    )
+    season_name = ReferenceNameFilter(field_name="season_id", model=Season, name_field="season_name")
+    site_name = ReferenceNameFilter(field_name="site_id", model=Site, name_field="site_name")
+    dataset_name = ReferenceNameFilter(
+        field_name="dataset_id", model=Dataset, name_field="dataset_name", must_exist=False
+    )
+    collection_date = django_filters.DateFilter(field_name="collection_date")
+
+    class Meta:
+        model = ModelRecord
+        fields: list[str] = []
+
+
+class WindowForm(forms.Form):
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        start, end = cleaned.get("start_timestamp"), cleaned.get("end_timestamp")
+        if start and end and start > end:
+            raise forms.ValidationError(
+                {"start_timestamp": "start_timestamp is after end_timestamp."}
+            )
+        return cleaned
+
+
+class RecordWindowFilterSet(django_filters.FilterSet):
+    """``GET /id/{id}/records/filter``: a time window (both bounds inclusive, either optional)
+    and lists of names, each given as repeated keys (``?site_names=A&site_names=B``)."""
+
+    start_timestamp = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    end_timestamp = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lte")
+    experiment_names = ReferenceNamesFilter(
+        field_name="experiment_id", model=Experiment, name_field="experiment_name"
+    )
+    season_names = ReferenceNamesFilter(
+        field_name="season_id", model=Season, name_field="season_name"
+    )
+    site_names = ReferenceNamesFilter(field_name="site_id", model=Site, name_field="site_name")
+    dataset_names = ReferenceNamesFilter(
+        field_name="dataset_id", model=Dataset, name_field="dataset_name", must_exist=False
+    )
+
+    class Meta:
+        model = ModelRecord
+        fields: list[str] = []
+        form = WindowForm

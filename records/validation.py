@@ -1,0 +1,207 @@
+"""Checking one record as a client sends it (a JSON object, a multipart form, or one line of a
+bulk NDJSON body), without a DRF serializer.
+
+A bulk request carries up to 100,000 lines; a serializer per line would cost more than the
+insert itself. These plain functions are a few microseconds per line and are the only rules
+there are: the single-record endpoint uses them too, so a field is accepted or refused the same
+way whichever form it arrives in.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.uploadedfile import UploadedFile
+from rest_framework.exceptions import ValidationError
+
+from models_api.exceptions import PayloadTooLarge
+from models_api.json_values import check_json_value, parse_json_text
+
+NAME_MAX_LENGTH = 255
+INPUT_FIELDS = frozenset(
+    {
+        "timestamp",
+        "collection_date",
+        "model_data",
+        "dataset_name",
+        "experiment_name",
+        "season_name",
+        "site_name",
+        "record_info",
+    }
+)
+_REQUIRED = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+UTC = datetime.timezone.utc
+
+
+class RecordInvalid(ValidationError):
+    """The record's fields at fault, each with its messages (a 400 when it reaches DRF)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+    def lines(self) -> list[str]:
+        """The errors as ``field: message`` lines (for a bulk line's report)."""
+        return [f"{field}: {message}" for field, messages in self.errors.items() for message in messages]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInput:
+    timestamp: datetime.datetime
+    collection_date: datetime.date
+    model_data: Any
+    experiment_name: str
+    season_name: str
+    site_name: str
+    dataset_name: str | None
+    record_info: dict
+
+
+def parse_timestamp(value: Any) -> datetime.datetime:
+    """An ISO 8601 timestamp as an aware UTC datetime; one without a zone is taken as UTC."""
+    if not isinstance(value, str):
+        raise ValueError("Give the timestamp as ISO 8601 text, such as 2024-06-01T10:00:00Z.")
+    try:
+        parsed = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"'{value[:64]}' is not an ISO 8601 timestamp such as 2024-06-01T10:00:00Z."
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("The timestamp is out of range once converted to UTC.") from None
+
+
+def parse_date(value: Any) -> datetime.date:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError("Give the date as YYYY-MM-DD.")
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a valid date.") from None
+
+
+def parse_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("Give the name as text.")
+    name = value.strip()
+    if not name:
+        raise ValueError("This field may not be blank.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValueError(f"Names are at most {NAME_MAX_LENGTH} characters.")
+    if "\x00" in name:
+        raise ValueError("Null characters are not allowed.")
+    return name
+
+
+def parse_json(value: Any, *, form: bool) -> Any:
+    """A JSON value: JSON text in a form, a JSON value already in a JSON body."""
+    try:
+        if form:
+            return parse_json_text(value)
+        check_json_value(value)
+    except DjangoValidationError as error:
+        raise ValueError(error.messages[0]) from None
+    return value
+
+
+def _single_values(data: Any) -> dict[str, Any]:
+    """A multipart form's fields as single values (a repeated field is an error)."""
+    values, errors = {}, {}
+    for key in data:
+        items = data.getlist(key)
+        if len(items) > 1:
+            errors[key] = ["Give this field once."]
+        else:
+            values[key] = items[0]
+    if errors:
+        raise RecordInvalid(errors)
+    return values
+
+
+def parse_record(data: Any, *, form: bool = False) -> RecordInput:
+    """Check one record's fields; raise ``RecordInvalid`` listing every field at fault."""
+    if form:
+        data = _single_values(data)
+    if not isinstance(data, Mapping):
+        raise RecordInvalid({"non_field_errors": ["Give the record as a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    for key in data:
+        if key not in INPUT_FIELDS:
+            message = (
+                "Files can only be sent as a part of a multipart form."
+                if key == "record_file"
+                else "Unknown field."
+            )
+            errors[key] = [message]
+    for key in _REQUIRED:
+        if key not in data:
+            errors.setdefault(key, ["This field is required."])
+        elif data[key] is None:
+            errors.setdefault(key, ["This field may not be null."])
+
+    values: dict[str, Any] = {}
+
+    def check(field: str, parse, *args, **kwargs) -> None:
+        if field in errors or data.get(field) is None:
+            return
+        try:
+            values[field] = parse(data[field], *args, **kwargs)
+        except ValueError as error:
+            errors[field] = [str(error)]
+
+    check("timestamp", parse_timestamp)
+    check("collection_date", parse_date)
+    check("model_data", parse_json, form=form)
+    check("record_info", parse_json, form=form)
+    for field in ("experiment_name", "season_name", "site_name", "dataset_name"):
+        check(field, parse_name)
+    if "model_data" in values and values["model_data"] is None:
+        errors["model_data"] = ["This field may not be null."]
+    if "record_info" in values and not isinstance(values["record_info"], dict | None):
+        errors["record_info"] = ['Give a JSON object, such as {"key": "value"}.']
+    if errors:
+        raise RecordInvalid(errors)
+
+    timestamp = values["timestamp"]
+    return RecordInput(
+        timestamp=timestamp,
+        collection_date=values.get("collection_date") or timestamp.date(),
+        model_data=values["model_data"],
+        experiment_name=values["experiment_name"],
+        season_name=values["season_name"],
+        site_name=values["site_name"],
+        dataset_name=values.get("dataset_name"),
+        record_info=values.get("record_info") or {},
+    )
+
+
+def form_upload(files: Any) -> UploadedFile | None:
+    """The record's file from a multipart form's files: at most one, not empty, not too large."""
+    unknown = sorted(set(files) - {"record_file"})
+    if unknown:
+        raise RecordInvalid({name: ["Unknown field."] for name in unknown})
+    uploads = files.getlist("record_file")
+    if not uploads:
+        return None
+    if len(uploads) > 1:
+        raise RecordInvalid({"record_file": ["Send one file."]})
+    upload = uploads[0]
+    if upload.size == 0:
+        raise RecordInvalid({"record_file": ["The file is empty."]})
+    if upload.size > settings.RECORD_FILE_MAX_SIZE:
+        raise PayloadTooLarge(
+            f"The file is larger than the limit of {settings.RECORD_FILE_MAX_SIZE:,} bytes."
+        )
+    return upload

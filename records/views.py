@@ -1,0 +1,188 @@
+"""Record endpoints: adding records (one, or many as NDJSON), the two NDJSON streams, and
+reading, changing, deleting and downloading one record."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from models_api.models import MLModel
+from models_api.openapi import DeletedSerializer, ErrorSerializer
+from models_api.parsers import JSONParser
+from models_api.viewsets import ContractViewSet, WriteMixin
+from records import services, storage
+from records.filtersets import RecordFilterSet, RecordWindowFilterSet
+from records.models import ModelRecord
+from records.parsers import LimitedMultiPartParser, NDJSONLines, NDJSONParser
+from records.representation import render_lines, render_one
+from records.serializers import (
+    IngestResultSerializer,
+    RecordFormSerializer,
+    RecordInputSerializer,
+    RecordSerializer,
+    RecordUpdateSerializer,
+)
+from records.validation import form_upload, parse_record
+
+NDJSON = "application/x-ndjson"
+
+
+def record_response(queryset) -> HttpResponse:
+    body = render_one(queryset)
+    if body is None:
+        raise NotFound("No record has this id.")
+    return HttpResponse(body, content_type="application/json")
+
+
+def stream_response(queryset) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(render_lines(queryset), content_type=NDJSON)
+    response["X-Accel-Buffering"] = "no"  # let a proxy pass lines on as they come
+    return response
+
+
+_stream_schema = {
+    "responses": {
+        (200, NDJSON): OpenApiResponse(
+            OpenApiTypes.STR, description="One record per line, ordered by timestamp then id."
+        ),
+        400: ErrorSerializer,
+        404: ErrorSerializer,
+    },
+}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Stream the model's records (exact filters)", **_stream_schema),
+    create=extend_schema(
+        summary="Add a record (multipart form or JSON), or many (NDJSON bulk body)",
+        request={
+            "multipart/form-data": RecordFormSerializer,
+            "application/json": RecordInputSerializer,
+            NDJSON: OpenApiTypes.STR,
+        },
+        responses={
+            200: OpenApiResponse(
+                RecordSerializer, description="The record; for a bulk body an IngestResult."
+            ),
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+            413: ErrorSerializer,
+            503: ErrorSerializer,
+        },
+    ),
+    filter_records=extend_schema(
+        summary="Stream the model's records in a time window, filtered by lists of names",
+        **_stream_schema,
+    ),
+)
+class ModelRecordsViewSet(ContractViewSet):
+    """``/api/models/id/{model_pk}/records``: add records and stream them."""
+
+    queryset = ModelRecord.objects.all()
+    filterset_class = RecordFilterSet
+    filtered_actions = frozenset({"list", "filter_records"})
+    parser_classes = [JSONParser, LimitedMultiPartParser, NDJSONParser]
+    serializer_class = RecordSerializer
+
+    def get_model(self) -> MLModel:
+        model_pk = self.kwargs["model_pk"]
+        try:
+            return MLModel.objects.get(pk=uuid.UUID(model_pk))
+        except (ValueError, MLModel.DoesNotExist):
+            raise NotFound(f"No model has the id '{model_pk}'.") from None
+
+    def list(self, request: Request, model_pk: str) -> StreamingHttpResponse:
+        model = self.get_model()
+        return stream_response(self.filter_queryset(ModelRecord.objects.for_model(model)))
+
+    @action(detail=False, methods=["get"], url_path="filter", filterset_class=RecordWindowFilterSet)
+    def filter_records(self, request: Request, model_pk: str) -> StreamingHttpResponse:
+        model = self.get_model()
+        return stream_response(self.filter_queryset(ModelRecord.objects.for_model(model)))
+
+    def create(self, request: Request, model_pk: str) -> HttpResponse:
+        model = self.get_model()
+        if isinstance(request.data, NDJSONLines):
+            result = services.ingest_records(model=model, lines=request.data)
+            return Response(IngestResultSerializer(result).data)
+        if request.content_type.startswith("multipart/form-data"):
+            record, upload = parse_record(request.POST, form=True), form_upload(request.FILES)
+        else:
+            record, upload = parse_record(request.data), None
+        created = services.add_record(model=model, record=record, upload=upload)
+        return record_response(ModelRecord.objects.filter(pk=created.pk))
+
+
+@extend_schema_view(
+    retrieve=extend_schema(summary="One record", responses={200: RecordSerializer, 404: ErrorSerializer}),
+    partial_update=extend_schema(
+        summary="Replace a record's model_data and/or record_info",
+        request=RecordUpdateSerializer,
+        responses={200: RecordSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
+    ),
+    destroy=extend_schema(
+        summary="Delete a record and its file",
+        responses={200: DeletedSerializer, 404: ErrorSerializer},
+    ),
+    download=extend_schema(
+        summary="307 to a short-lived signed URL of the record's file",
+        responses={
+            307: OpenApiResponse(
+                description="Location: the signed URL (works without other credentials).",
+            ),
+            404: ErrorSerializer,
+            503: ErrorSerializer,
+        },
+    ),
+)
+class RecordViewSet(WriteMixin, ContractViewSet):
+    """``/api/models/records/id/{id}``: one record."""
+
+    queryset = ModelRecord.objects.all()
+    serializer_class = RecordUpdateSerializer
+
+    def retrieve(self, request: Request, pk: str) -> HttpResponse:
+        return record_response(ModelRecord.objects.filter(pk=self.get_object().pk))
+
+    def partial_update(self, request: Request, pk: str) -> HttpResponse:
+        super().partial_update(request, pk)
+        return record_response(ModelRecord.objects.filter(pk=pk))
+
+    def perform_destroy(self, instance: ModelRecord) -> None:
+        services.delete_record(instance)
+
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str) -> Response:
+        record = self.get_object()
+        if not record.record_file:
+            raise NotFound("This record has no file.")
+        url = storage.download_url(record.record_file, build_absolute_uri=request.build_absolute_uri)
+        return Response(status=307, headers={"Location": url})
+
+
+@extend_schema(exclude=True)
+def signed_file(request: HttpRequest, token: str) -> HttpResponse:
+    """The target of a local-storage download link: the signature is the credential."""
+    if request.method not in ("GET", "HEAD"):
+        return JsonResponse({"detail": "Only GET is allowed here."}, status=405)
+    if not storage.is_local():
+        raise Http404
+    try:
+        key = storage.key_from_token(token)
+    except storage.InvalidLink as error:
+        return JsonResponse({"detail": str(error)}, status=403)
+    try:
+        handle, content_type = storage.open_local(key)
+    except FileNotFoundError:
+        return JsonResponse({"detail": "The file no longer exists."}, status=404)
+    return FileResponse(
+        handle, as_attachment=True, filename=storage.download_name(key), content_type=content_type
+    )

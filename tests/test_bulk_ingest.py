@@ -1,0 +1,145 @@
+"""Bulk ingest: POST /api/models/id/{id}/records with an NDJSON body."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from django.db import connection
+
+from models_api.models import Dataset
+from records.models import ModelRecord
+from tests.conftest import record_body
+
+pytestmark = pytest.mark.django_db
+
+
+def ndjson(*records: dict) -> str:
+    return "\n".join(json.dumps(record) for record in records) + "\n"
+
+
+def post_bulk(api, model, body: str | bytes):
+    return api.generic(
+        "POST", f"/api/models/id/{model.id}/records", body, content_type="application/x-ndjson"
+    )
+
+
+def nth(n: int, **overrides) -> dict:
+    return record_body(timestamp=f"2024-06-01T10:{n // 60:02d}:{n % 60:02d}Z", **overrides)
+
+
+def test_bulk_creates_every_line(api, demo):
+    response = post_bulk(api, demo, ndjson(*(nth(n) for n in range(25))))
+    assert response.status_code == 200, response.content
+    assert response.json() == {"created": 25, "skipped_existing": 0}
+    assert ModelRecord.objects.filter(model=demo).count() == 25
+    streamed = b"".join(api.get(f"/api/models/id/{demo.id}/records").streaming_content).splitlines()
+    assert len(streamed) == 25
+
+
+def test_bulk_is_idempotent_and_skips_repeats_within_the_body(api, demo):
+    assert post_bulk(api, demo, ndjson(nth(0), nth(1))).json() == {"created": 2, "skipped_existing": 0}
+    response = post_bulk(api, demo, ndjson(nth(0), nth(1), nth(2), nth(2)))
+    assert response.json() == {"created": 1, "skipped_existing": 3}
+    assert ModelRecord.objects.count() == 3
+
+
+def test_bulk_applies_defaults_creates_datasets_and_links(api, demo):
+    body = ndjson(
+        nth(0, site_name="Site B2"),
+        nth(1, dataset_name="Bulk data", collection_date="2024-05-01", record_info={"x": 1}),
+    )
+    assert post_bulk(api, demo, body).json()["created"] == 2
+    default = Dataset.objects.get(dataset_name="Model A Dataset 2024-06-01")
+    named = Dataset.objects.get(dataset_name="Bulk data")
+    assert named.collection_date.isoformat() == "2024-05-01"
+    assert set(demo.datasets.all()) == {default, named}
+    assert default.experiments.filter(experiment_name="Experiment A").exists()
+    record = ModelRecord.objects.get(dataset=named)
+    assert record.record_info == {"x": 1}
+    assert record.site.experiments.filter(experiment_name="Experiment A").exists()
+
+
+def test_one_bad_line_rejects_the_whole_body_naming_lines_from_one(api, demo):
+    lines = [json.dumps(nth(n)) for n in range(8)]
+    lines[2] = "{not json"
+    lines[5] = json.dumps(nth(5, site_name="Site Z"))
+    lines[7] = json.dumps({"timestamp": "2024-06-01T10:00:00Z"})
+    response = post_bulk(api, demo, "\n".join(lines))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["detail"] == "3 lines are invalid; nothing was written."
+    assert set(body["errors"]) == {"3", "6", "8"}
+    assert any("Site Z" in message for message in body["errors"]["6"])
+    assert any("model_data" in message for message in body["errors"]["8"])
+    assert not ModelRecord.objects.exists()
+    assert not Dataset.objects.exists()
+
+
+def test_errors_list_at_most_a_hundred_lines(api, demo):
+    response = post_bulk(api, demo, "{}\n" * 150)
+    assert response.status_code == 400
+    assert len(response.json()["errors"]) == 100
+    assert "150 lines are invalid" in response.json()["detail"]
+
+
+def test_blank_lines_are_ignored_but_counted(api, demo):
+    body = json.dumps(nth(0)) + "\n\n" + "{bad\n"
+    response = post_bulk(api, demo, body)
+    assert set(response.json()["errors"]) == {"3"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("\n\n", id="blank-lines"),
+        pytest.param("[1, 2]\n", id="array-line"),
+        pytest.param(b"\xff\xfe\n", id="not-utf8"),
+        pytest.param('"text"\n', id="string-line"),
+    ],
+)
+def test_bodies_without_records_are_400(api, demo, body):
+    response = post_bulk(api, demo, body)
+    assert response.status_code == 400
+    assert response.json()["detail"]
+    assert not ModelRecord.objects.exists()
+
+
+def test_body_over_the_limit_is_413_and_writes_nothing(api, demo, settings):
+    body = ndjson(*(nth(n) for n in range(50)))
+    settings.RECORDS_BULK_MAX_BODY_SIZE = len(body) - 1
+    response = post_bulk(api, demo, body)
+    assert response.status_code == 413
+    assert response.json()["detail"]
+    assert not ModelRecord.objects.exists()
+    settings.RECORDS_BULK_MAX_BODY_SIZE = len(body)
+    assert post_bulk(api, demo, body).status_code == 200
+
+
+def test_the_limit_holds_even_when_the_declared_length_lies(demo, api, settings):
+    """A body longer than its Content-Length is cut at the declared length, never read on."""
+    body = ndjson(*(nth(n) for n in range(10)))
+    settings.RECORDS_BULK_MAX_BODY_SIZE = 100
+    response = api.generic(
+        "POST", f"/api/models/id/{demo.id}/records", body,
+        content_type="application/x-ndjson", CONTENT_LENGTH="50",
+    )
+    assert response.status_code == 400  # a cut line is invalid JSON; nothing written
+    assert not ModelRecord.objects.exists()
+
+
+def test_bulk_needs_the_add_record_permission(reader, demo):
+    response = post_bulk(reader, demo, ndjson(nth(0)))
+    assert response.status_code == 403
+
+
+def test_names_are_resolved_once_per_request_not_per_line(api, demo, django_assert_max_num_queries):
+    post_bulk(api, demo, ndjson(nth(0)))  # dataset created
+    lines = 1999
+    # PostgreSQL: one COPY whatever the count; SQLite: one INSERT per 76 rows (its 999-parameter limit)
+    inserts = 1 if connection.vendor == "postgresql" else math.ceil(lines / (999 // 13))
+    with django_assert_max_num_queries(20 + inserts):
+        response = post_bulk(api, demo, ndjson(*(nth(n) for n in range(1, lines + 1))))
+    assert response.json()["created"] == lines
