@@ -130,6 +130,9 @@ if _database_url:
         _database.setdefault("OPTIONS", {})
         # Fail fast (then answer 503) instead of hanging when the server is unreachable.
         _database["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", 5))
+        # No JIT: its compile time (tens of ms) lands on the first byte of every large stream,
+        # and these queries are index scans that it does not speed up.
+        _database["OPTIONS"].setdefault("options", "-c jit=off")
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _database = {

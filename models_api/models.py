@@ -38,12 +38,21 @@ class Experiment(TimestampedModel):
         return self.experiment_name
 
 
+class SeasonManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        # A season is shown with its experiment ("Season 1A (Experiment A)") in every admin
+        # list and filter: read both in one query.
+        return super().get_queryset().select_related("experiment")
+
+
 class Season(TimestampedModel):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="seasons")
     season_name = models.CharField(max_length=255)
     season_info = models.JSONField(default=dict, blank=True)
     season_start_date = models.DateField(null=True, blank=True)
     season_end_date = models.DateField(null=True, blank=True)
+
+    objects = SeasonManager()
 
     class Meta:
         ordering = ["season_name", "id"]

@@ -74,18 +74,18 @@ class ReadMixin:
         return Response(self.get_serializer(self.get_object()).data)
 
 
-class WriteMixin:
-    """``POST /``, ``PATCH /id/{id}`` and ``DELETE /id/{id}``.
-
-    The serializer's ``create``/``update`` call the app's services; ``perform_destroy`` does
-    the same for deletes.
-    """
+class CreateMixin:
+    """``POST /``: the serializer's ``create`` calls the app's service."""
 
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         serializer.save()
         return Response(serializer.data)
+
+
+class UpdateMixin:
+    """``PATCH /id/{id}``: replace the fields sent; a body that names none is a 400."""
 
     def partial_update(self, request: Request, pk: str) -> Response:
         if not request.data:
@@ -95,6 +95,10 @@ class WriteMixin:
         serializer.save()
         return Response(serializer.data)
 
+
+class DestroyMixin:
+    """``DELETE /id/{id}``: answers ``{"id": ..., "deleted": true}``."""
+
     def destroy(self, request: Request, pk: str) -> Response:
         instance = self.get_object()
         deleted_id = instance.pk
@@ -103,3 +107,7 @@ class WriteMixin:
 
     def perform_destroy(self, instance: Model) -> None:
         instance.delete()
+
+
+class WriteMixin(CreateMixin, UpdateMixin, DestroyMixin):
+    """Create, update and delete."""

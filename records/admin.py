@@ -38,7 +38,7 @@ class EstimatedCountPaginator(Paginator):
 @admin.register(ModelRecord)
 class ModelRecordAdmin(admin.ModelAdmin):
     list_display = ("id", "timestamp", "model", "experiment", "season", "site", "dataset", "file")
-    list_select_related = ("model", "experiment", "season", "site", "dataset")
+    list_select_related = ("model", "experiment", "season__experiment", "site", "dataset")
     list_filter = ("model", "experiment", "season", "site", "dataset")
     date_hierarchy = "timestamp"
     search_fields = ("=id", "=model__model_name")

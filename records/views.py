@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from models_api.models import MLModel
 from models_api.openapi import DeletedSerializer, ErrorSerializer
 from models_api.parsers import JSONParser
-from models_api.viewsets import ContractViewSet, WriteMixin
+from models_api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from records import services, storage
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.models import ModelRecord
@@ -143,7 +143,7 @@ class ModelRecordsViewSet(ContractViewSet):
         },
     ),
 )
-class RecordViewSet(WriteMixin, ContractViewSet):
+class RecordViewSet(UpdateMixin, DestroyMixin, ContractViewSet):
     """``/api/models/records/id/{id}``: one record."""
 
     queryset = ModelRecord.objects.all()
