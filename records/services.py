@@ -20,24 +20,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, connections, router, transaction
-from django.utils import timezone
-from rest_framework.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 
 from models_api import services as catalogue
-from models_api.exceptions import Conflict, InvalidInput
+from models_api.exceptions import Conflict
 from models_api.ids import new_id
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
 from records import storage
 from records.models import ModelRecord
-from records.validation import RecordInput, RecordInvalid, parse_record
+from records.validation import RecordInput, RecordInvalid
 
-#: Bad lines listed in a bulk answer; the detail gives the total.
-MAX_LISTED_LINE_ERRORS = 100
-#: Rows per INSERT on SQLite (its bound-parameter limit).
-SQLITE_BATCH_SIZE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +63,25 @@ class ReferenceResolver:
     def dataset_name(self, record: RecordInput) -> str:
         return record.dataset_name or f"{self.model.model_name} Dataset {record.collection_date}"
 
-    def resolve(self, record: RecordInput) -> References:
+    def cached(self, record: RecordInput) -> References | None:
+        """The references of ``record`` if every name was resolved before, else None."""
+        dataset_name = self.dataset_name(record)
+        try:
+            experiment_id = self._experiments[record.experiment_name]
+            season_id = self._seasons[(experiment_id, record.season_name)]
+            site_id = self._sites[record.site_name]
+            dataset_id = self._datasets[dataset_name]
+        except KeyError:
+            return None
+        if None in (experiment_id, season_id, site_id, dataset_id):
+            return None
+        return References(experiment_id, season_id, site_id, dataset_name, dataset_id)
+
+    def resolve(self, record: RecordInput, *, create_dataset: bool = False) -> References:
+        """The references of ``record``; 400 (``RecordInvalid``) naming any that is missing.
+
+        With ``create_dataset`` a missing dataset is created (inside the caller's transaction).
+        """
         errors: dict[str, list[str]] = {}
         experiment_id = self._lookup(
             self._experiments, record.experiment_name, Experiment,
@@ -96,6 +107,8 @@ class ReferenceResolver:
             raise RecordInvalid(errors)
         dataset_name = self.dataset_name(record)
         dataset_id = self._lookup(self._datasets, dataset_name, Dataset, dataset_name=dataset_name)
+        if dataset_id is None and create_dataset:
+            dataset_id = self._datasets[dataset_name] = _dataset_id(dataset_name, record.collection_date)
         return References(experiment_id, season_id, site_id, dataset_name, dataset_id)
 
 
@@ -132,7 +145,7 @@ def _dataset_id(name: str, collection_date: datetime.date) -> uuid.UUID:
     return dataset.id
 
 
-def _link_all(model: MLModel, rows: Iterable[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> None:
+def link_references(model: MLModel, rows: Iterable[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> None:
     """Links for records given as (experiment_id, site_id, dataset_id) triples."""
     model_experiments, model_datasets, dataset_experiments, site_experiments = (
         set(), set(), set(), set()
@@ -182,7 +195,7 @@ def add_record(
                 record_info=record.record_info,
                 record_file=key,
             )
-            _link_all(model, [(refs.experiment_id, refs.site_id, dataset_id)])
+            link_references(model, [(refs.experiment_id, refs.site_id, dataset_id)])
     except IntegrityError:
         if key:
             storage.delete_files([key])
@@ -208,169 +221,6 @@ def update_record(record: ModelRecord, **fields: Any) -> ModelRecord:
 def delete_record(record: ModelRecord) -> None:
     """Delete the row; its file goes once the deletion has committed."""
     delete_records(ModelRecord.objects.filter(pk=record.pk))
-
-
-# --- Bulk ingest ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    created: int
-    skipped_existing: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    timestamp: datetime.datetime
-    collection_date: datetime.date
-    refs: References
-    model_data: bytes  # JSON text: compact in memory, and what COPY sends anyway
-    record_info: bytes
-
-
-def _read_lines(model: MLModel, lines: Iterable[tuple[int, bytes]]) -> tuple[list[_Row], int]:
-    """Check every line; return the rows to insert and the count of repeats within the body.
-
-    Raises ValidationError (nothing written) naming each bad line by its number.
-    """
-    resolver = ReferenceResolver(model)
-    rows: list[_Row] = []
-    seen: set[tuple] = set()
-    repeats = 0
-    errors: dict[str, list[str]] = {}
-    bad_lines = 0
-    for number, line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = parse_record(orjson.loads(line))
-            refs = resolver.resolve(record)
-        except orjson.JSONDecodeError as error:
-            messages = [f"The line is not valid JSON: {error.msg}."]
-        except RecordInvalid as invalid:
-            messages = invalid.lines()
-        else:
-            key = (record.timestamp, record.collection_date, refs.dataset_name,
-                   refs.experiment_id, refs.season_id, refs.site_id)
-            if key in seen:
-                repeats += 1
-                continue
-            seen.add(key)
-            rows.append(
-                _Row(
-                    record.timestamp,
-                    record.collection_date,
-                    refs,
-                    orjson.dumps(record.model_data),
-                    orjson.dumps(record.record_info),
-                )
-            )
-            continue
-        bad_lines += 1
-        if len(errors) < MAX_LISTED_LINE_ERRORS:
-            errors[str(number)] = messages
-    if bad_lines:
-        listed = "" if bad_lines <= MAX_LISTED_LINE_ERRORS else f" (the first {MAX_LISTED_LINE_ERRORS} are listed)"
-        noun = "line is" if bad_lines == 1 else "lines are"
-        raise InvalidInput(f"{bad_lines} {noun} invalid{listed}; nothing was written.", errors=errors)
-    if not rows and not repeats:
-        raise ValidationError("The body holds no records.")
-    return rows, repeats
-
-
-def _create_missing_datasets(rows: list[_Row]) -> dict[str, uuid.UUID]:
-    """Ids of the datasets the rows name, creating those that do not exist yet."""
-    ids = {row.refs.dataset_name: row.refs.dataset_id for row in rows if row.refs.dataset_id}
-    missing: dict[str, datetime.date] = {}
-    for row in rows:
-        if row.refs.dataset_id is None:
-            missing.setdefault(row.refs.dataset_name, row.collection_date)
-    if missing:
-        Dataset.objects.bulk_create(
-            [Dataset(dataset_name=name, collection_date=date) for name, date in missing.items()],
-            ignore_conflicts=True,
-        )
-        ids.update(
-            Dataset.objects.filter(dataset_name__in=list(missing)).values_list("dataset_name", "id")
-        )
-    return ids
-
-
-_COLUMNS = (
-    "id", "model_id", "timestamp", "collection_date", "dataset_id", "experiment_id",
-    "season_id", "site_id", "model_data", "record_file", "record_info", "created_at",
-    "updated_at",
-)
-
-
-def _insert_postgres(connection, rows: Iterable[tuple]) -> int:
-    """COPY the rows into a scratch table, then insert those that are new; the count inserted."""
-    columns = ", ".join(_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE records_ingest "
-            "(LIKE records_modelrecord INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
-        with cursor.cursor.copy(f"COPY records_ingest ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO records_modelrecord ({columns}) SELECT {columns} FROM records_ingest "
-            "ON CONFLICT ON CONSTRAINT record_unique_key DO NOTHING"
-        )
-        created = cursor.rowcount
-        cursor.execute("DROP TABLE records_ingest")  # at once: the caller's transaction may go on
-        return created
-
-
-def _insert_orm(model: MLModel, rows: list[tuple]) -> int:
-    """Batched inserts that skip existing records; the count inserted.
-
-    Counting before and after is exact here: SQLite's IMMEDIATE transactions hold the write
-    lock from the first statement, so no other writer can add rows in between.
-    """
-    before = ModelRecord.objects.filter(model=model).count()
-    ModelRecord.objects.bulk_create(
-        (
-            ModelRecord(**dict(zip(_COLUMNS, row, strict=True)))
-            for row in rows
-        ),
-        batch_size=SQLITE_BATCH_SIZE,
-        ignore_conflicts=True,
-    )
-    return ModelRecord.objects.filter(model=model).count() - before
-
-
-def ingest_records(*, model: MLModel, lines: Iterable[tuple[int, bytes]]) -> IngestResult:
-    """Add many records atomically: all lines are checked first, and any bad line means
-    nothing is written. Records that exist already, or repeat an earlier line, are skipped."""
-    rows, repeats = _read_lines(model, lines)
-    connection = connections[router.db_for_write(ModelRecord)]
-    now = timezone.now()
-    with transaction.atomic():
-        dataset_ids = _create_missing_datasets(rows)
-        if connection.vendor == "postgresql":
-            values = (
-                (new_id(), model.id, row.timestamp, row.collection_date,
-                 dataset_ids[row.refs.dataset_name], row.refs.experiment_id, row.refs.season_id,
-                 row.refs.site_id, row.model_data.decode(), None, row.record_info.decode(), now, now)
-                for row in rows
-            )
-            created = _insert_postgres(connection, values)
-        else:
-            values = [
-                (new_id(), model.id, row.timestamp, row.collection_date,
-                 dataset_ids[row.refs.dataset_name], row.refs.experiment_id, row.refs.season_id,
-                 row.refs.site_id, orjson.loads(row.model_data), None,
-                 orjson.loads(row.record_info), now, now)
-                for row in rows
-            ]
-            created = _insert_orm(model, values)
-        _link_all(
-            model,
-            {(row.refs.experiment_id, row.refs.site_id, dataset_ids[row.refs.dataset_name]) for row in rows},
-        )
-    return IngestResult(created=created, skipped_existing=len(rows) + repeats - created)
 
 
 def delete_records(queryset) -> None:

@@ -7,7 +7,7 @@ import uuid
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from models_api.openapi import DeletedSerializer, ErrorSerializer
 from models_api.parsers import JSONParser
 from models_api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from records import services, storage
+from records.ingest import ingest_records, parse_ndjson
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.models import ModelRecord
 from records.parsers import LimitedMultiPartParser, NDJSONLines, NDJSONParser
@@ -111,7 +112,7 @@ class ModelRecordsViewSet(ContractViewSet):
     def create(self, request: Request, model_pk: str) -> HttpResponse:
         model = self.get_model()
         if isinstance(request.data, NDJSONLines):
-            result = services.ingest_records(model=model, lines=request.data)
+            result = ingest_records(model=model, records=parse_ndjson(request.data))
             return Response(IngestResultSerializer(result).data)
         if request.content_type.startswith("multipart/form-data"):
             record, upload = parse_record(request.POST, form=True), form_upload(request.FILES)

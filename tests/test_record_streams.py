@@ -178,7 +178,7 @@ def test_streams_need_the_view_record_permission(reader, anonymous, grid):
 
 def bulk_records(model, count: int) -> None:
     """``count`` records of ``model`` inserted through the bulk path."""
-    from records.services import ingest_records
+    from records.ingest import ingest_records, parse_ndjson
 
     lines_ = (
         (n + 1, json.dumps({
@@ -188,7 +188,7 @@ def bulk_records(model, count: int) -> None:
         }).encode())
         for n in range(count)
     )
-    ingest_records(model=model, lines=lines_)
+    ingest_records(model=model, records=parse_ndjson(lines_))
 
 
 @pytest.mark.slow
