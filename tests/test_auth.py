@@ -1,0 +1,496 @@
+"""Authentication (token or session) and authorisation (Django's model permissions, per object
+type)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.utils.crypto import get_random_string
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
+from tests.factories import DatasetFactory, ModelRunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_error(response, status: int) -> dict:
+    assert response.status_code == status, (response.status_code, response.content)
+    body = response.json()
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+def make_user(username: str, *perms: str, **fields):
+    """A user holding exactly ``perms`` (``"app_label.codename"``)."""
+    user = get_user_model().objects.create_user(username=username, **fields)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def client_for(user, *, enforce_csrf_checks: bool = False) -> APIClient:
+    client = APIClient(enforce_csrf_checks=enforce_csrf_checks)
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def call(client, method: str, path: str, body: dict | None = None):
+    if method in ("get", "delete"):
+        return getattr(client, method)(path)
+    return getattr(client, method)(path, body or {}, format="json")
+
+
+@pytest.fixture
+def catalogue(model, season, site):
+    ModelRunFactory(model=model)
+    dataset = DatasetFactory(dataset_name="Dataset A")
+    model.datasets.add(dataset)
+    return {"model": model, "experiment": season.experiment, "season": season, "site": site}
+
+
+def fill(template: str, catalogue: dict) -> str:
+    return template.format(**{key: obj.id for key, obj in catalogue.items()})
+
+
+READS = [
+    "/api/models/all",
+    "/api/models",
+    "/api/models/id/{model}",
+    "/api/models/id/{model}/experiments",
+    "/api/models/id/{model}/runs",
+    "/api/models/id/{model}/datasets",
+    "/api/experiments/all",
+    "/api/experiments",
+    "/api/experiments/id/{experiment}",
+    "/api/seasons/all",
+    "/api/seasons",
+    "/api/seasons/id/{season}",
+    "/api/sites/all",
+    "/api/sites",
+    "/api/sites/id/{site}",
+]
+
+WRITES = [
+    pytest.param("post", "/api/models", {"model_name": "new"}, id="create-model"),
+    pytest.param("patch", "/api/models/id/{model}", {"model_name": "renamed"}, id="change-model"),
+    pytest.param("delete", "/api/models/id/{model}", None, id="delete-model"),
+    pytest.param("post", "/api/models/id/{model}/runs", {"model_run_info": {}}, id="create-run"),
+    pytest.param(
+        "post", "/api/models/id/{model}/datasets", {"dataset_name": "new"}, id="create-dataset"
+    ),
+    pytest.param("post", "/api/experiments", {"experiment_name": "new"}, id="create-experiment"),
+    pytest.param(
+        "patch",
+        "/api/experiments/id/{experiment}",
+        {"experiment_name": "renamed"},
+        id="change-experiment",
+    ),
+    pytest.param("delete", "/api/experiments/id/{experiment}", None, id="delete-experiment"),
+    pytest.param(
+        "post",
+        "/api/seasons",
+        {"season_name": "new", "experiment_name": "Experiment A"},
+        id="create-season",
+    ),
+    pytest.param(
+        "patch", "/api/seasons/id/{season}", {"season_name": "renamed"}, id="change-season"
+    ),
+    pytest.param("delete", "/api/seasons/id/{season}", None, id="delete-season"),
+    pytest.param("post", "/api/sites", {"site_name": "new"}, id="create-site"),
+    pytest.param("patch", "/api/sites/id/{site}", {"site_name": "renamed"}, id="change-site"),
+    pytest.param("delete", "/api/sites/id/{site}", None, id="delete-site"),
+]
+
+
+def snapshot() -> dict:
+    """Every row of the catalogue, to show that a refused write changed nothing."""
+    return {
+        model_class.__name__: sorted(
+            (str(row["id"]), str(sorted(row.items()))) for row in model_class.objects.values()
+        )
+        for model_class in (MLModel, ModelRun, Dataset, Experiment, Season, Site)
+    }
+
+
+# --- No or bad credentials: 401 --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", READS)
+def test_read_without_credentials_is_401_with_www_authenticate(anonymous, catalogue, template):
+    response = anonymous.get(fill(template, catalogue))
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize("method, template, body", WRITES)
+def test_write_without_credentials_is_401_and_changes_nothing(
+    anonymous, catalogue, method, template, body
+):
+    before = snapshot()
+    response = call(anonymous, method, fill(template, catalogue), body)
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"] == "Token"
+    assert snapshot() == before
+
+
+def test_credentials_are_checked_before_the_body_and_the_query(anonymous, model):
+    response = anonymous.generic(
+        "POST", "/api/models", b"{not json", content_type="application/json"
+    )
+    assert_error(response, 401)
+    assert_error(anonymous.get("/api/models?colour=red"), 401)
+    assert_error(anonymous.get(f"/api/models/id/{uuid.uuid4()}"), 401)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("Token 0123456789abcdef0123456789abcdef01234567", id="unknown-token"),
+        pytest.param("Token ", id="empty-token"),
+        pytest.param("Token a b", id="token-with-spaces"),
+        pytest.param("Token é", id="non-ascii-token"),
+        pytest.param("Token " + "g" * 40, id="not-hex"),
+        pytest.param("Token " + "a" * 4000, id="very-long"),
+    ],
+)
+def test_bad_token_is_401(db, model, header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get("/api/models/all")
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"] == "Token"
+    response = client.post("/api/models", {"model_name": "x"}, format="json")
+    assert_error(response, 401)
+    assert MLModel.objects.count() == 1
+
+
+ON_POSTGRESQL = connection.vendor == "postgresql"
+
+
+@pytest.mark.xfail(
+    ON_POSTGRESQL,
+    reason="BUG (PostgreSQL): a token with a NUL character reaches the token query and "
+    "answers 500 (DataError); DRF's TokenAuthentication is used as is (config/settings.py)",
+    strict=True,
+)
+@pytest.mark.parametrize("key", ["\x00", "abc\x00def"], ids=["nul", "nul-inside"])
+def test_token_with_a_nul_character_is_401(db, model, key):
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert_error(client.get("/api/models/all"), 401)
+
+
+@pytest.mark.xfail(
+    ON_POSTGRESQL,
+    reason="BUG (PostgreSQL): a session cookie holding a NUL character (raw, or as the "
+    "quoted-cookie escape \\000, which any HTTP server passes) reaches the session query and "
+    "answers 500 (DataError) on every endpoint that authenticates; Django's db session "
+    "backend is used as is (config/settings.py has no SESSION_ENGINE guard)",
+    strict=True,
+)
+@pytest.mark.parametrize(
+    "cookie",
+    ['sessionid="abcdefghij\\000klmnop"', "sessionid=abcdefghij\x00klmnop"],
+    ids=["quoted-octal-escape", "raw"],
+)
+def test_session_cookie_with_a_nul_character_is_401(db, model, cookie):
+    client = APIClient(raise_request_exception=False)
+    assert_error(client.get("/api/models/all", HTTP_COOKIE=cookie), 401)
+
+
+def test_session_cookie_with_a_nul_character_does_not_break_public_endpoints(db):
+    client = APIClient(raise_request_exception=False)
+    cookie = 'sessionid="abcdefghij\\000klmnop"'
+    assert client.get("/healthz", HTTP_COOKIE=cookie).status_code == 200
+    assert client.get("/api/schema/", HTTP_COOKIE=cookie).status_code == 200
+
+
+def test_unknown_session_cookie_is_401(db, model):
+    client = APIClient()
+    assert_error(client.get("/api/models/all", HTTP_COOKIE="sessionid=" + "z" * 32), 401)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("Bearer {key}", id="bearer-scheme"),
+        pytest.param("Basic {key}", id="basic-scheme"),
+        pytest.param("{key}", id="key-without-scheme"),
+    ],
+)
+def test_token_under_another_scheme_is_not_credentials(db, model, header):
+    token = Token.objects.create(user=make_user("alice", "models_api.view_mlmodel"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header.format(key=token.key))
+    assert_error(client.get("/api/models/all"), 401)
+
+
+def test_token_keyword_is_case_insensitive(db, model):
+    token = Token.objects.create(user=make_user("alice", "models_api.view_mlmodel"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"token {token.key}")
+    assert client.get("/api/models/all").status_code == 200
+
+
+def test_token_of_an_inactive_user_is_401(db, model):
+    user = make_user("gone", "models_api.view_mlmodel", is_active=False)
+    assert_error(client_for(user).get("/api/models/all"), 401)
+
+
+def test_deleted_token_no_longer_works(db, model):
+    user = make_user("alice", "models_api.view_mlmodel")
+    client = client_for(user)
+    assert client.get("/api/models/all").status_code == 200
+    Token.objects.filter(user=user).delete()
+    assert_error(client.get("/api/models/all"), 401)
+
+
+# --- Authenticated without permission: 403 ---------------------------------------------------
+
+
+@pytest.mark.parametrize("template", READS)
+def test_user_without_permissions_gets_403_on_reads(catalogue, template):
+    client = client_for(make_user("nobody"))
+    assert_error(client.get(fill(template, catalogue)), 403)
+
+
+@pytest.mark.parametrize("method, template, body", WRITES)
+def test_user_without_permissions_gets_403_on_writes(catalogue, method, template, body):
+    client = client_for(make_user("nobody"))
+    before = snapshot()
+    assert_error(call(client, method, fill(template, catalogue), body), 403)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("template", READS)
+def test_reader_can_read_everything(reader, catalogue, template):
+    response = reader.get(fill(template, catalogue))
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("method, template, body", WRITES)
+def test_reader_gets_403_on_every_write(reader, catalogue, method, template, body):
+    before = snapshot()
+    assert_error(call(reader, method, fill(template, catalogue), body), 403)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("method, template, body", WRITES)
+def test_writer_may_write(api, catalogue, method, template, body):
+    response = call(api, method, fill(template, catalogue), body)
+    assert response.status_code == 200, response.content
+
+
+def test_reader_gets_403_even_for_an_unknown_id(reader):
+    assert_error(reader.delete(f"/api/sites/id/{uuid.uuid4()}"), 403)
+    assert_error(
+        reader.patch(f"/api/sites/id/{uuid.uuid4()}", {"site_name": "x"}, format="json"), 403
+    )
+
+
+# --- Permissions are per object type ---------------------------------------------------------
+
+
+def test_view_mlmodel_alone_reads_models_but_not_their_runs_datasets_or_experiments(catalogue):
+    model = catalogue["model"]
+    client = client_for(make_user("modeller", "models_api.view_mlmodel"))
+    assert client.get("/api/models/all").status_code == 200
+    assert client.get("/api/models").status_code == 200
+    assert client.get(f"/api/models/id/{model.id}").status_code == 200
+    assert_error(client.get(f"/api/models/id/{model.id}/runs"), 403)
+    assert_error(client.get(f"/api/models/id/{model.id}/datasets"), 403)
+    assert_error(client.get(f"/api/models/id/{model.id}/experiments"), 403)
+    assert_error(client.get("/api/experiments/all"), 403)
+    assert_error(client.get("/api/seasons/all"), 403)
+    assert_error(client.get("/api/sites/all"), 403)
+    assert_error(client.post("/api/models", {"model_name": "x"}, format="json"), 403)
+
+
+@pytest.mark.parametrize(
+    "perm, allowed",
+    [
+        pytest.param("models_api.view_modelrun", "/api/models/id/{model}/runs", id="runs"),
+        pytest.param("models_api.view_dataset", "/api/models/id/{model}/datasets", id="datasets"),
+        pytest.param(
+            "models_api.view_experiment", "/api/models/id/{model}/experiments", id="experiments"
+        ),
+    ],
+)
+def test_a_models_related_lists_need_the_view_permission_of_their_type(catalogue, perm, allowed):
+    client = client_for(make_user("u", "models_api.view_mlmodel", perm))
+    for template in (
+        "/api/models/id/{model}/runs",
+        "/api/models/id/{model}/datasets",
+        "/api/models/id/{model}/experiments",
+    ):
+        response = client.get(fill(template, catalogue))
+        assert response.status_code == (200 if template == allowed else 403), template
+
+
+@pytest.mark.parametrize(
+    "perm, path",
+    [
+        pytest.param("models_api.view_experiment", "/api/experiments/all", id="experiments"),
+        pytest.param("models_api.view_season", "/api/seasons/all", id="seasons"),
+        pytest.param("models_api.view_site", "/api/sites/all", id="sites"),
+    ],
+)
+def test_view_permission_of_one_catalogue_type_reads_only_that_type(catalogue, perm, path):
+    client = client_for(make_user("u", perm))
+    for other in ("/api/experiments/all", "/api/seasons/all", "/api/sites/all", "/api/models/all"):
+        assert client.get(other).status_code == (200 if other == path else 403), other
+
+
+def test_run_creation_needs_add_modelrun(catalogue):
+    model = catalogue["model"]
+    viewer = client_for(make_user("viewer", "models_api.view_mlmodel", "models_api.change_mlmodel"))
+    assert_error(viewer.post(f"/api/models/id/{model.id}/runs", {}, format="json"), 403)
+    runner = client_for(make_user("runner", "models_api.add_modelrun"))
+    assert runner.post(f"/api/models/id/{model.id}/runs", {}, format="json").status_code == 200
+    assert_error(runner.get(f"/api/models/id/{model.id}/runs"), 403)
+
+
+def test_dataset_creation_needs_add_dataset(catalogue):
+    model = catalogue["model"]
+    other = client_for(make_user("other", "models_api.add_mlmodel", "models_api.add_modelrun"))
+    response = other.post(
+        f"/api/models/id/{model.id}/datasets", {"dataset_name": "d"}, format="json"
+    )
+    assert_error(response, 403)
+    curator = client_for(make_user("curator", "models_api.add_dataset"))
+    response = curator.post(
+        f"/api/models/id/{model.id}/datasets", {"dataset_name": "d"}, format="json"
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "perm, method, allowed",
+    [
+        pytest.param("models_api.add_site", "post", True, id="add-creates"),
+        pytest.param("models_api.add_site", "patch", False, id="add-does-not-change"),
+        pytest.param("models_api.add_site", "delete", False, id="add-does-not-delete"),
+        pytest.param("models_api.change_site", "patch", True, id="change-changes"),
+        pytest.param("models_api.change_site", "post", False, id="change-does-not-create"),
+        pytest.param("models_api.change_site", "delete", False, id="change-does-not-delete"),
+        pytest.param("models_api.delete_site", "delete", True, id="delete-deletes"),
+        pytest.param("models_api.delete_site", "post", False, id="delete-does-not-create"),
+        pytest.param("models_api.delete_site", "get", False, id="delete-does-not-read"),
+        pytest.param("models_api.change_experiment", "patch", False, id="other-type-change"),
+    ],
+)
+def test_each_write_needs_its_own_permission(site, perm, method, allowed):
+    client = client_for(make_user("u", perm))
+    path = {"post": "/api/sites", "get": f"/api/sites/id/{site.id}"}.get(
+        method, f"/api/sites/id/{site.id}"
+    )
+    response = call(client, method, path, {"site_name": "Site Z"})
+    if allowed:
+        assert response.status_code == 200, response.content
+    else:
+        assert_error(response, 403)
+
+
+def test_permissions_through_a_group_count(db, model):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.create(name="model readers")
+    group.permissions.add(Permission.objects.get(codename="view_mlmodel"))
+    user = make_user("member")
+    user.groups.add(group)
+    assert client_for(user).get("/api/models/all").status_code == 200
+
+
+def test_superuser_may_do_everything(db, model):
+    user = get_user_model().objects.create_superuser("root", password=None)
+    client = client_for(user)
+    assert client.get(f"/api/models/id/{model.id}/experiments").status_code == 200
+    assert client.post("/api/sites", {"site_name": "s"}, format="json").status_code == 200
+
+
+# --- Sessions --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def session_user(db):
+    return make_user("browser", "models_api.view_site", "models_api.add_site")
+
+
+def test_session_login_authenticates(session_user, site):
+    client = APIClient()
+    client.force_login(session_user)
+    assert client.get("/api/sites/all").status_code == 200
+    assert client.post("/api/sites", {"site_name": "by session"}, format="json").status_code == 200
+    assert_error(client.get("/api/models/all"), 403)
+
+
+def test_session_reads_need_no_csrf_token(session_user, site):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(session_user)
+    assert client.get("/api/sites/all").status_code == 200
+
+
+def test_session_writes_need_a_csrf_token_when_enforced(session_user):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(session_user)
+    body = assert_error(client.post("/api/sites", {"site_name": "forged"}, format="json"), 403)
+    assert "CSRF" in body["detail"]
+    assert not Site.objects.exists()
+
+    secret = get_random_string(32)
+    client.cookies[django_settings.CSRF_COOKIE_NAME] = secret
+    wrong = client.post(
+        "/api/sites", {"site_name": "forged"}, format="json", HTTP_X_CSRFTOKEN=get_random_string(32)
+    )
+    assert_error(wrong, 403)
+    assert not Site.objects.exists()
+
+    response = client.post(
+        "/api/sites", {"site_name": "genuine"}, format="json", HTTP_X_CSRFTOKEN=secret
+    )
+    assert response.status_code == 200, response.content
+    assert list(Site.objects.values_list("site_name", flat=True)) == ["genuine"]
+
+
+def test_token_writes_need_no_csrf_token(db):
+    client = client_for(make_user("robot", "models_api.add_site"), enforce_csrf_checks=True)
+    assert client.post("/api/sites", {"site_name": "by token"}, format="json").status_code == 200
+
+
+def test_logged_out_session_is_401(session_user, site):
+    client = APIClient()
+    client.force_login(session_user)
+    client.logout()
+    assert_error(client.get("/api/sites/all"), 401)
+
+
+def test_session_of_a_user_without_permissions_is_403(db, site):
+    client = APIClient()
+    client.force_login(make_user("nobody"))
+    assert_error(client.get("/api/sites/all"), 403)
+
+
+# --- Public endpoints ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/schema/", "/api/docs/"])
+def test_public_endpoints_need_no_credentials(anonymous, path):
+    assert anonymous.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/schema/", "/api/docs/"])
+def test_public_endpoints_ignore_a_bad_token(db, path):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert client.get(path).status_code == 200
