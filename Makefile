@@ -4,6 +4,7 @@
 PYTHON ?= python3
 PORT ?= 8000
 WEB_CONCURRENCY ?= 2
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 # PostgreSQL for the second test run: TEST_DATABASE_URL, else DATABASE_URL, else the local server.
@@ -46,11 +47,18 @@ test: $(VENV)/.installed-dev
 
 test-sqlite: $(VENV)/.installed-dev
 	@echo "== Test suite on SQLite"
-	env -u DATABASE_URL -u AWS_STORAGE_BUCKET_NAME $(BIN)/pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL -u AWS_STORAGE_BUCKET_NAME $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-postgres: $(VENV)/.installed-dev
 	@echo "== Test suite on PostgreSQL"
-	env -u AWS_STORAGE_BUCKET_NAME DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	env -u AWS_STORAGE_BUCKET_NAME DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+## bench: the record-path benchmark on a PostgreSQL database of its own (N=1,000,000; BENCH_ARGS="--records 100000")
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/models_api_bench
+bench: $(VENV)/.installed
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py create_database
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput --verbosity 0
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

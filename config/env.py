@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 class Env:
@@ -26,7 +26,7 @@ class Env:
 
     def bool(self, name: str, default: bool = False) -> bool:
         value = self.environ.get(name)
-        if value is None:
+        if value is None or value.strip() == "":
             return default
         lowered = value.strip().lower()
         if lowered in _TRUE:

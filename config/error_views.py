@@ -1,5 +1,7 @@
 """JSON bodies for errors Django answers itself (an unknown URL, an uncaught error)."""
 
+from functools import wraps
+
 from django.http import HttpRequest, JsonResponse
 
 
@@ -17,3 +19,23 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"detail": "The server failed to answer; the error is logged."}, status=500)
+
+
+def allow_methods(*methods: str):
+    """Answer other methods with a JSON 405 (Django's own 405 has an empty HTML body)."""
+    allowed = {method.upper() for method in methods} | {"HEAD", "OPTIONS"}
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if request.method not in allowed:
+                response = JsonResponse(
+                    {"detail": f'Method "{request.method}" not allowed.'}, status=405
+                )
+                response["Allow"] = ", ".join(sorted(allowed))
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

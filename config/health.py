@@ -6,8 +6,8 @@ import logging
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 
+from config.error_views import allow_methods
 from records.storage import check_storage
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ def _check_database() -> None:
         cursor.execute("SELECT 1")
 
 
-@require_GET
+@allow_methods("GET")
 def healthz(request: HttpRequest) -> JsonResponse:
     body: dict[str, str] = {}
     healthy = True

@@ -1,14 +1,20 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.error_views import allow_methods
 from config.health import healthz
 
+schema_view = allow_methods("GET")(SpectacularAPIView.as_view())
+docs_view = allow_methods("GET")(SpectacularSwaggerView.as_view(url_name="schema"))
+
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
-    path("healthz/", healthz),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Like the API, these answer with and without the trailing slash, never redirecting.
+    re_path(r"^healthz/?$", healthz, name="healthz"),
+    path("api/schema/", schema_view, name="schema"),
+    re_path(r"^api/schema$", schema_view),
+    path("api/docs/", docs_view, name="docs"),
+    re_path(r"^api/docs$", docs_view),
     path("admin/", admin.site.urls),
     path("", include("records.urls")),
     path("", include("models_api.urls")),

@@ -79,9 +79,14 @@ class ReferenceNamesField(forms.Field):
             _check_name(name)
         pks, missing = _pks_by_name(self.model, self.name_field, names)
         if missing and self.must_exist:
-            label = self.model._meta.verbose_name
+            # Client text goes in params, never in the message: django-filter formats the
+            # message with "%", and a name such as "100% maize" would break it.
             raise DjangoValidationError(
-                f"No {label} is named {', '.join(repr(name) for name in missing)}."
+                "No %(label)s is named %(names)s.",
+                params={
+                    "label": self.model._meta.verbose_name,
+                    "names": ", ".join(repr(name) for name in missing),
+                },
             )
         return pks
 

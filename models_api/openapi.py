@@ -85,10 +85,18 @@ _BODY_ERRORS = {
 
 
 def add_error_responses(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
-    """Postprocessing hook: list the errors every operation may answer, with the Error body."""
+    """Postprocessing hook: path ids are UUIDs, and every operation lists the errors it may
+    answer, with the Error body.
+
+    The routes match any text as an id (so that a malformed one is a JSON 404 rather than
+    Django's), which would otherwise be documented as any string.
+    """
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path":
+                    parameter["schema"] = {"type": "string", "format": "uuid"}
             if path.startswith("/healthz") or path.startswith("/api/schema"):
                 continue
             responses = operation.setdefault("responses", {})

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from models_api.json_values import check_json_value, parse_json_text
@@ -61,6 +62,7 @@ class JSONValueField(serializers.JSONField):
         return data
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class JSONObjectField(JSONValueField):
     """A JSON object (``*_info`` fields)."""
 

@@ -34,7 +34,10 @@ def save_unique(instance: Model, *, name_field: str, scope: dict[str, Any] | Non
         if existing is None:
             raise
         label = instance._meta.verbose_name
-        raise Conflict(f"A {label} named '{name}' already exists.", existing_id=existing) from None
+        article = "An" if label[0] in "aeiou" else "A"
+        raise Conflict(
+            f"{article} {label} named '{name}' already exists.", existing_id=existing
+        ) from None
 
 
 def _apply(instance: Model, fields: dict[str, Any]) -> None:

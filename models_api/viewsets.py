@@ -12,6 +12,7 @@ viewset stays a few declarative lines:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Model, QuerySet
@@ -23,6 +24,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from models_api.filtersets import check_query_params
+
+
+def require_object(data: object) -> None:
+    """A JSON body must be an object (DRF would answer "No data provided" for ``null``)."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("Give the body as a JSON object, such as {\"name\": \"value\"}.")
 
 
 class ContractViewSet(viewsets.GenericViewSet):
@@ -63,7 +70,7 @@ class ContractViewSet(viewsets.GenericViewSet):
 class ReadMixin:
     """``GET /all``, ``GET /`` (search with the filterset) and ``GET /id/{id}``."""
 
-    @action(detail=False, methods=["get"], url_path="all")
+    @action(detail=False, methods=["get"], url_path="all", filter_backends=[])
     def all(self, request: Request) -> Response:
         return self.list_response(self.get_queryset())
 
@@ -78,6 +85,7 @@ class CreateMixin:
     """``POST /``: the serializer's ``create`` calls the app's service."""
 
     def create(self, request: Request) -> Response:
+        require_object(request.data)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         serializer.save()
@@ -88,9 +96,11 @@ class UpdateMixin:
     """``PATCH /id/{id}``: replace the fields sent; a body that names none is a 400."""
 
     def partial_update(self, request: Request, pk: str) -> Response:
+        instance = self.get_object()  # an unknown id is a 404 whatever the body
+        require_object(request.data)
         if not request.data:
             raise ValidationError("The request body names no field to change.")
-        serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
+        serializer = self.get_serializer(instance, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         serializer.save()
         return Response(serializer.data)

@@ -32,7 +32,6 @@ from records.models import ModelRecord
 from records.validation import RecordInput, RecordInvalid
 
 
-
 @dataclass(frozen=True, slots=True)
 class References:
     """The rows a record points at; ``dataset_id`` is None while the dataset does not exist."""
@@ -113,21 +112,23 @@ class ReferenceResolver:
 
 
 def _existing_record_id(model: MLModel, record: RecordInput, refs: References) -> uuid.UUID | None:
+    """The id of the record with the same unique key, if there is one.
+
+    Only (model, timestamp), the leading columns of the unique index, go to the database:
+    given every key column, the planner sometimes prefers a foreign-key index on a
+    low-cardinality column (a site) and scans thousands of rows. The few records of that
+    instant are compared here.
+    """
     if refs.dataset_id is None:
         return None
-    return (
-        ModelRecord.objects.filter(
-            model=model,
-            timestamp=record.timestamp,
-            collection_date=record.collection_date,
-            dataset_id=refs.dataset_id,
-            experiment_id=refs.experiment_id,
-            season_id=refs.season_id,
-            site_id=refs.site_id,
-        )
-        .values_list("id", flat=True)
-        .first()
+    key = (record.collection_date, refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
+    candidates = ModelRecord.objects.filter(model=model, timestamp=record.timestamp).values_list(
+        "id", "collection_date", "dataset_id", "experiment_id", "season_id", "site_id"
     )
+    for record_id, *columns in candidates:
+        if tuple(columns) == key:
+            return record_id
+    return None
 
 
 def _duplicate(existing_id: uuid.UUID) -> Conflict:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import uuid
 
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.decorators import action
@@ -13,13 +20,14 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.error_views import allow_methods
 from models_api.models import MLModel
 from models_api.openapi import DeletedSerializer, ErrorSerializer
 from models_api.parsers import JSONParser
 from models_api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from records import services, storage
-from records.ingest import ingest_records, parse_ndjson
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
+from records.ingest import ingest_records, parse_ndjson
 from records.models import ModelRecord
 from records.parsers import LimitedMultiPartParser, NDJSONLines, NDJSONParser
 from records.representation import render_lines, render_one
@@ -169,11 +177,9 @@ class RecordViewSet(UpdateMixin, DestroyMixin, ContractViewSet):
         return Response(status=307, headers={"Location": url})
 
 
-@extend_schema(exclude=True)
+@allow_methods("GET")
 def signed_file(request: HttpRequest, token: str) -> HttpResponse:
     """The target of a local-storage download link: the signature is the credential."""
-    if request.method not in ("GET", "HEAD"):
-        return JsonResponse({"detail": "Only GET is allowed here."}, status=405)
     if not storage.is_local():
         raise Http404
     try:

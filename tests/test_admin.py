@@ -7,7 +7,6 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
 from django.urls import reverse
 from rest_framework.authtoken.models import Token, TokenProxy
 
@@ -221,13 +220,6 @@ def test_nul_character_in_an_admin_search_is_not_a_server_error(admin_client, pa
     assert admin_client.get(path, params).status_code in (200, 400)
 
 
-@pytest.mark.xfail(
-    connection.vendor == "postgresql",
-    reason="BUG (PostgreSQL): a NUL character in an admin list filter or autocomplete term "
-    "reaches the query and answers 500 (DataError); nothing rejects NUL in query strings "
-    "outside the API (models_api/middleware.py)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "path, params",
     [

@@ -178,12 +178,6 @@ def test_bad_token_is_401(db, model, header):
 ON_POSTGRESQL = connection.vendor == "postgresql"
 
 
-@pytest.mark.xfail(
-    ON_POSTGRESQL,
-    reason="BUG (PostgreSQL): a token with a NUL character reaches the token query and "
-    "answers 500 (DataError); DRF's TokenAuthentication is used as is (config/settings.py)",
-    strict=True,
-)
 @pytest.mark.parametrize("key", ["\x00", "abc\x00def"], ids=["nul", "nul-inside"])
 def test_token_with_a_nul_character_is_401(db, model, key):
     client = APIClient(raise_request_exception=False)
@@ -191,14 +185,6 @@ def test_token_with_a_nul_character_is_401(db, model, key):
     assert_error(client.get("/api/models/all"), 401)
 
 
-@pytest.mark.xfail(
-    ON_POSTGRESQL,
-    reason="BUG (PostgreSQL): a session cookie holding a NUL character (raw, or as the "
-    "quoted-cookie escape \\000, which any HTTP server passes) reaches the session query and "
-    "answers 500 (DataError) on every endpoint that authenticates; Django's db session "
-    "backend is used as is (config/settings.py has no SESSION_ENGINE guard)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "cookie",
     ['sessionid="abcdefghij\\000klmnop"', "sessionid=abcdefghij\x00klmnop"],

@@ -221,11 +221,6 @@ def test_healthz_answers_with_and_without_trailing_slash(anonymous):
     assert anonymous.get("/healthz").status_code == 200
 
 
-@pytest.mark.xfail(
-    reason="BUG: /api/schema and /api/docs without trailing slash answer 404 "
-    "(config/urls.py uses path('api/schema/') and path('api/docs/') only)",
-    strict=True,
-)
 @pytest.mark.parametrize("path", ["/api/schema", "/api/docs"])
 def test_schema_and_docs_answer_without_trailing_slash(anonymous, path):
     assert anonymous.get(path).status_code == anonymous.get(path + "/").status_code == 200
@@ -411,12 +406,6 @@ def test_over_long_name_in_query_is_400(api, catalogue, query, param):
     assert param in assert_error(api.get(query), 400)["errors"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: an unknown experiment_name holding '%' in a search answers 500 (TypeError): "
-    "ReferenceNamesField.clean in models_api/filtersets.py puts the client's text into the "
-    "ValidationError message, which django-filter then %-formats",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "query",
     [
@@ -521,20 +510,11 @@ def test_unsupported_method_is_405_with_a_detail(api, catalogue, method, templat
         assert method.upper() in body["detail"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: /healthz answers 405 with an empty text/html body (require_GET in "
-    "config/health.py)",
-    strict=True,
-)
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
 def test_unsupported_method_on_healthz_is_405_with_a_json_detail(anonymous, method):
     assert_error(getattr(anonymous, method)("/healthz"), 405)
 
 
-@pytest.mark.xfail(
-    reason="BUG: /api/schema/ and /api/docs/ answer 405 in YAML / HTML, not a JSON detail",
-    strict=True,
-)
 @pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
 def test_unsupported_method_on_schema_and_docs_is_405_with_a_json_detail(anonymous, path):
     assert_error(anonymous.delete(path), 405)
@@ -639,11 +619,6 @@ def test_null_body_is_400_on_every_write(api, write_paths):
     assert counts() == before
 
 
-@pytest.mark.xfail(
-    reason='BUG: a JSON null body answers {"detail": "No data provided"} (DRF\'s message, '
-    "not a sentence); models_api/viewsets.py WriteMixin.create",
-    strict=True,
-)
 def test_null_body_on_create_answers_a_sentence(api):
     response = api.generic("POST", "/api/sites", b"null", content_type="application/json")
     assert_error(response, 400)
@@ -938,11 +913,6 @@ def test_conflict_body_names_the_existing_id(api, site):
     assert "Site A1" in body["detail"]
 
 
-@pytest.mark.xfail(
-    reason='BUG: the 409 sentence reads "A experiment named ..." (models_api/services.py '
-    'save_unique builds the article from a fixed "A")',
-    strict=True,
-)
 def test_conflict_sentence_is_grammatical(api, experiment):
     body = assert_error(
         api.post("/api/experiments", {"experiment_name": "Experiment A"}, format="json"), 409

@@ -88,12 +88,6 @@ def test_schema_has_no_put(schema):
         assert "put" not in operations, path
 
 
-@pytest.mark.xfail(
-    reason="BUG: path ids are documented as any string without '/' (pattern ^[^/]+$), not as "
-    "UUIDs (ContractViewSet.lookup_value_regex in models_api/viewsets.py; contract_schema in "
-    "models_api/openapi.py does not override the parameter)",
-    strict=True,
-)
 def test_path_ids_are_uuids(schema):
     for path in OPERATIONS:
         if "{id}" not in path:
@@ -184,12 +178,6 @@ def test_search_documents_its_query_parameters(schema):
     assert names("/api/sites/") == {"site_name"}
 
 
-@pytest.mark.xfail(
-    reason="BUG: the schema lists the search parameters on GET /all, which answers 400 "
-    "'Unknown query parameter' for each of them (ReadMixin.all in models_api/viewsets.py "
-    "inherits the filter backends)",
-    strict=True,
-)
 @pytest.mark.parametrize("kind", ["models", "experiments", "seasons", "sites"])
 def test_all_documents_no_query_parameters(schema, kind):
     parameters = operation(schema, f"/api/{kind}/all/", "get").get("parameters", [])
@@ -239,11 +227,6 @@ def test_response_objects_have_the_contract_fields(schema):
         assert components[name]["properties"]["created_at"]["format"] == "date-time"
 
 
-@pytest.mark.xfail(
-    reason="BUG: *_info fields are documented as any JSON value, but the service accepts only "
-    "objects (JSONObjectField in models_api/serializer_fields.py has no schema annotation)",
-    strict=True,
-)
 def test_info_fields_are_documented_as_objects(schema):
     components = schema["components"]["schemas"]
     for component, field in [

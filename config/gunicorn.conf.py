@@ -1,0 +1,22 @@
+"""Gunicorn settings for ``make serve`` (the production server), from the environment.
+
+Threaded workers: a long NDJSON stream holds a thread, not a whole worker, and the worker's
+heartbeat keeps running while it streams (a sync worker would be killed after ``timeout``).
+"""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so that a leak, if any, cannot grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = 500
+# Proxies whose X-Forwarded-* headers are trusted (set to the proxy's address).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"  # the request line only: tokens travel in headers, which are never logged
+errorlog = "-"

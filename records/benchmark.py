@@ -1,0 +1,281 @@
+"""The figures behind ``manage.py bench``: the record paths against PostgreSQL's own limits.
+
+Each measurement pairs the project's path with the database doing the same work on its own,
+in the same run, so that the ratios hold on a busy machine where absolute rates do not:
+
+1. ingest: the bulk endpoint over HTTP vs a raw ``COPY`` of the same rows into a scratch table
+   with the same primary key, foreign keys, uniqueness rule and indexes;
+2. stream: ``GET /id/{id}/records`` over HTTP vs ``COPY (SELECT row_to_json(r) ...) TO
+   STDOUT`` of the same rows, and the server's peak memory for N and N/10 records;
+3. a selective ``/records/filter`` (one site of ten, one day): time to first byte and total;
+4. single-record POSTs from 8 concurrent clients: rate, latency, and any non-200 answer.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import orjson
+from django.conf import settings
+from django.db import connection
+
+UTC = datetime.timezone.utc
+START = datetime.datetime(2025, 1, 1, tzinfo=UTC)
+SITES = 10
+DAYS = 100
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A gunicorn serving the project with the production configuration."""
+
+    workers: int = 2
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Server:
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "WEB_CONCURRENCY": str(self.workers),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "GUNICORN_MAX_REQUESTS": "0",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "config/gunicorn.conf.py",
+             "--access-logfile", "/dev/null"],
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                http_get(self.port, "/healthz")
+                if len(self.worker_pids()) == self.workers:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("gunicorn did not start")
+
+    def __exit__(self, *exc) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def peak_memory_mb(self) -> float:
+        """The largest peak resident memory (VmHWM) of the workers since they started."""
+        peaks = []
+        for pid in self.worker_pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        return max(peaks)
+
+
+def http_get(port: int, path: str, headers: dict | None = None) -> tuple[int, float, float, int]:
+    """(status, seconds to first body byte, seconds in all, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    started = time.perf_counter()
+    conn.request("GET", path, headers=headers or {})
+    response = conn.getresponse()
+    first = response.read(1)
+    first_byte = time.perf_counter() - started
+    size = len(first)
+    while chunk := response.read(1 << 20):
+        size += len(chunk)
+    total = time.perf_counter() - started
+    conn.close()
+    return response.status, first_byte, total, size
+
+
+def record_line(n: int, total: int) -> dict:
+    """The n-th record of the data set: spread over DAYS days and SITES sites."""
+    step = DAYS * 86_400 / total
+    return {
+        "timestamp": (START + datetime.timedelta(seconds=n * step)).isoformat(),
+        "model_data": {"score": round((n % 1000) / 1000, 3), "label": f"plant {n % 97}",
+                       "boxes": [[n % 640, n % 480, 32, 32]]},
+        "experiment_name": "Bench experiment",
+        "season_name": "Bench season",
+        "site_name": f"Bench site {n % SITES}",
+        "record_info": {"camera": "rgb"},
+    }
+
+
+def ndjson_bodies(total: int, per_body: int) -> Iterator[bytes]:
+    for start in range(0, total, per_body):
+        yield b"\n".join(orjson.dumps(record_line(n, total)) for n in range(start, min(total, start + per_body)))
+
+
+def post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
+def timed(function: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+# --- raw PostgreSQL baselines ------------------------------------------------------------
+
+SCRATCH = "bench_scratch_records"
+
+
+def create_scratch_table() -> None:
+    """An empty copy of the record table with the same key, constraints and indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
+        cursor.execute(f"CREATE TABLE {SCRATCH} (LIKE records_modelrecord INCLUDING ALL)")
+        cursor.execute(
+            """
+            SELECT pg_get_constraintdef(oid) FROM pg_constraint
+            WHERE conrelid = 'records_modelrecord'::regclass AND contype = 'f'
+            """
+        )
+        for (definition,) in cursor.fetchall():
+            cursor.execute(f"ALTER TABLE {SCRATCH} ADD {definition}")
+
+
+def drop_scratch_table() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
+
+
+def rows_as_copy_text(model_id) -> bytes:
+    """The model's record rows in COPY text format (the raw load's input, read beforehand)."""
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            "COPY (SELECT * FROM records_modelrecord WHERE model_id = %s) TO STDOUT", (model_id,)
+        ) as copy:
+            for block in copy:
+                buffer.write(block)
+    return buffer.getvalue()
+
+
+def raw_copy_in(text: bytes) -> float:
+    """Seconds to COPY ``text`` into the scratch table, committed (foreign keys checked)."""
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        with cursor.cursor.copy(f"COPY {SCRATCH} FROM STDIN") as copy:
+            view = memoryview(text)
+            for offset in range(0, len(view), 1 << 20):
+                copy.write(view[offset : offset + (1 << 20)])
+        cursor.execute("COMMIT")
+    return time.perf_counter() - started
+
+
+def raw_copy_out(model_id) -> tuple[float, int]:
+    """Seconds and records to stream the model's rows as JSON with COPY ... TO STDOUT."""
+    started = time.perf_counter()
+    records = 0
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            "COPY (SELECT row_to_json(r) FROM (SELECT * FROM records_modelrecord "
+            "WHERE model_id = %s ORDER BY timestamp, id) r) TO STDOUT",
+            (model_id,),
+        ) as copy:
+            for _ in copy:
+                records += 1
+    return time.perf_counter() - started, records
+
+
+# --- concurrent single posts ---------------------------------------------------------------
+
+
+def concurrent_posts(port: int, path: str, headers: dict, clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        sequence = 0
+        mine, bad = [], {}
+        while time.perf_counter() < stop_at:
+            body = record_line(0, 1)
+            body["timestamp"] = (START + datetime.timedelta(days=400, seconds=number * 10_000_000 + sequence)).isoformat()
+            sequence += 1
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, body=orjson.dumps(body), headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as error:
+                status = type(error).__name__
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            mine.append(time.perf_counter() - started)
+            if status != 200:
+                bad[str(status)] = bad.get(str(status), 0) + 1
+        with lock:
+            latencies.extend(mine)
+            for status, count in bad.items():
+                failures[status] = failures.get(status, 0) + count
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(latencies),
+        "records_per_second": round(len(latencies) / elapsed, 1),
+        "latency_ms_median": round(statistics.median(latencies) * 1000, 1),
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "non_200": sum(failures.values()),
+        "non_200_by_status": failures,
+    }
+
+
+def query_string(**params) -> str:
+    return "?" + urlencode(params, doseq=True)
+
+
+def to_json(figures: dict) -> str:
+    return json.dumps(figures, indent=2, sort_keys=False)

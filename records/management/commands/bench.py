@@ -1,0 +1,195 @@
+"""``manage.py bench``: rerunnable figures for the record paths on PostgreSQL.
+
+See :mod:`records.benchmark` for what is measured and against what. ``make bench`` runs it
+against a database of its own (``models_api_bench``), so no real data is touched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import statistics
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from models_api.models import Experiment, MLModel, Season, Site
+from records import benchmark as b
+from records.models import ModelRecord
+
+TARGETS = {
+    "stream_ratio": 0.7,
+    "stream_memory_growth_mb": 20,
+    "ingest_ratio": 0.7,
+    "filter_first_byte_ms": 50,
+    "post_records_per_second": 300,
+}
+
+
+class Command(BaseCommand):
+    help = "Benchmark ingest, streams, a selective filter and concurrent posts (PostgreSQL)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--records", type=int, default=1_000_000, help="records to load (N)")
+        parser.add_argument("--body-lines", type=int, default=100_000, help="lines per bulk request")
+        parser.add_argument("--clients", type=int, default=8, help="concurrent posting clients")
+        parser.add_argument("--seconds", type=float, default=20, help="seconds of concurrent posts")
+        parser.add_argument("--filter-runs", type=int, default=20)
+        parser.add_argument("--keep", action="store_true", help="keep the bench records afterwards")
+
+    def handle(self, *args, **options) -> None:
+        if connection.vendor != "postgresql":
+            raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL (make bench does).")
+        total = options["records"]
+        model = self.prepare()
+        output = io.StringIO()
+        call_command("create_api_user", "bench", stdout=output)
+        headers = {"Authorization": f"Token {output.getvalue().strip()}"}
+        figures: dict = {
+            "records": total,
+            "started_at": datetime.datetime.now(b.UTC).isoformat(timespec="seconds"),
+            "targets": TARGETS,
+        }
+        try:
+            with b.Server() as server:
+                figures["ingest"] = self.ingest(server, model, total, options["body_lines"], headers)
+            figures["stream"] = self.stream(model, total, headers)
+            with b.Server() as server:
+                figures["selective_filter"] = self.selective(server, model, headers, options["filter_runs"])
+                b.log("Concurrent single-record posts ...")
+                figures["single_posts"] = b.concurrent_posts(
+                    server.port, f"/api/models/id/{model.id}/records",
+                    {**headers, "Content-Type": "application/json"},
+                    options["clients"], options["seconds"],
+                )
+        finally:
+            b.drop_scratch_table()
+            if not options["keep"]:
+                b.log("Removing the bench records ...")
+                model.delete()
+        figures["verdict"] = self.verdict(figures)
+        self.write(figures)
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def prepare(self) -> MLModel:
+        b.log("Preparing the bench catalogue ...")
+        MLModel.objects.filter(model_name="Bench model").delete()
+        experiment, _ = Experiment.objects.get_or_create(experiment_name="Bench experiment")
+        Season.objects.get_or_create(experiment=experiment, season_name="Bench season")
+        for number in range(b.SITES):
+            Site.objects.get_or_create(site_name=f"Bench site {number}")
+        return MLModel.objects.create(model_name="Bench model")
+
+    # --- 1. ingest -----------------------------------------------------------------------------
+
+    def ingest(self, server: b.Server, model: MLModel, total: int, per_body: int, headers: dict) -> dict:
+        b.log(f"Loading {total:,} records through the bulk endpoint ...")
+        path = f"/api/models/id/{model.id}/records"
+        post_headers = {**headers, "Content-Type": "application/x-ndjson"}
+        bodies = list(b.ndjson_bodies(total, per_body))  # built before the clock starts
+        started = time.perf_counter()
+        for body in bodies:
+            status, answer = b.post(server.port, path, body, post_headers)
+            if status != 200:
+                raise CommandError(f"Bulk ingest answered {status}: {answer[:300]!r}")
+        app_seconds = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE records_modelrecord")
+        b.log("Loading the same rows with a raw COPY into a scratch table ...")
+        text = b.rows_as_copy_text(model.id)
+        b.create_scratch_table()
+        raw_seconds = b.raw_copy_in(text)
+        b.drop_scratch_table()
+        app_rate, raw_rate = total / app_seconds, total / raw_seconds
+        return {
+            "app_records_per_second": round(app_rate),
+            "raw_copy_records_per_second": round(raw_rate),
+            "ratio": round(app_rate / raw_rate, 3),
+            "request_lines": per_body,
+        }
+
+    # --- 2. streams ----------------------------------------------------------------------------
+
+    def stream(self, model: MLModel, total: int, headers: dict) -> dict:
+        path = f"/api/models/id/{model.id}/records"
+        tenth_end = ModelRecord.objects.filter(model=model).order_by("timestamp").values_list(
+            "timestamp", flat=True
+        )[total // 10 - 1]
+        tenth_path = f"{path}/filter" + b.query_string(end_timestamp=tenth_end.isoformat())
+        memory = {}
+        for label, stream_path, expected in (("tenth", tenth_path, total // 10), ("all", path, total)):
+            with b.Server() as server:  # a fresh server: its peak is this stream's
+                status, _, seconds, size = b.http_get(server.port, stream_path, headers)
+                if status != 200:
+                    raise CommandError(f"The stream answered {status}.")
+                memory[label] = server.peak_memory_mb()
+        b.log(f"Streaming {total:,} records over HTTP and with a raw COPY, twice each ...")
+        app_seconds, raw_seconds = [], []
+        with b.Server() as server:
+            for _ in range(2):
+                app_seconds.append(b.http_get(server.port, path, headers)[2])
+                seconds, records = b.raw_copy_out(model.id)
+                raw_seconds.append(seconds)
+        app_rate, raw_rate = total / min(app_seconds), total / min(raw_seconds)
+        return {
+            "app_records_per_second": round(app_rate),
+            "raw_copy_json_records_per_second": round(raw_rate),
+            "ratio": round(app_rate / raw_rate, 3),
+            "peak_server_memory_mb": {"n": round(memory["all"], 1), "n_over_10": round(memory["tenth"], 1)},
+            "memory_growth_mb": round(memory["all"] - memory["tenth"], 1),
+        }
+
+    # --- 3. selective filter -------------------------------------------------------------------
+
+    def selective(self, server: b.Server, model: MLModel, headers: dict, runs: int) -> dict:
+        b.log("Timing a selective filter (one site of ten, one day) ...")
+        first_bytes, totals, counts = [], [], []
+        for run in range(runs):
+            day = b.START + datetime.timedelta(days=(run * 7) % b.DAYS)
+            path = f"/api/models/id/{model.id}/records/filter" + b.query_string(
+                site_names=f"Bench site {run % b.SITES}",
+                start_timestamp=day.isoformat(),
+                end_timestamp=(day + datetime.timedelta(days=1)).isoformat(),
+            )
+            status, first_byte, total_seconds, size = b.http_get(server.port, path, headers)
+            if status != 200:
+                raise CommandError(f"The filter answered {status}.")
+            first_bytes.append(first_byte * 1000)
+            totals.append(total_seconds * 1000)
+            counts.append(size)
+        return {
+            "runs": runs,
+            "first_byte_ms_median": round(statistics.median(first_bytes), 1),
+            "total_ms_median": round(statistics.median(totals), 1),
+            "bytes_median": round(statistics.median(counts)),
+        }
+
+    # --- verdict and output ----------------------------------------------------------------------
+
+    @staticmethod
+    def verdict(figures: dict) -> dict:
+        return {
+            "stream_ratio": figures["stream"]["ratio"] >= TARGETS["stream_ratio"],
+            "stream_memory": figures["stream"]["memory_growth_mb"] <= TARGETS["stream_memory_growth_mb"],
+            "ingest_ratio": figures["ingest"]["ratio"] >= TARGETS["ingest_ratio"],
+            "filter_first_byte": figures["selective_filter"]["first_byte_ms_median"]
+            < TARGETS["filter_first_byte_ms"],
+            "single_posts": figures["single_posts"]["records_per_second"]
+            >= TARGETS["post_records_per_second"]
+            and figures["single_posts"]["non_200"] == 0,
+        }
+
+    def write(self, figures: dict) -> None:
+        text = b.to_json(figures)
+        folder = Path(settings.VAR_DIR) / "bench"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = figures["started_at"].replace(":", "").replace("+0000", "Z")
+        path = folder / f"bench-{stamp}.json"
+        path.write_text(text + "\n")
+        self.stdout.write(text)
+        b.log(f"Written to {path}")
