@@ -206,6 +206,7 @@ JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", 64, minimum=1)
 
 # --- Auth --------------------------------------------------------------------------------
 SESSION_ENGINE = "models_api.sessions"
+AUTHENTICATION_BACKENDS = ["models_api.auth_backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -10,18 +10,30 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import PROTECT, Model
 
 from models_api.exceptions import Conflict
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
 
 
-def save_unique(instance: Model, *, name_field: str, scope: dict[str, Any] | None = None) -> None:
-    """Save ``instance``; if its name is taken (within ``scope``), raise ``Conflict``."""
+def save_unique(
+    instance: Model,
+    *,
+    name_field: str,
+    scope: dict[str, Any] | None = None,
+    update_fields: list[str] | None = None,
+) -> None:
+    """Save ``instance``; if its name is taken (within ``scope``), raise ``Conflict``.
+
+    With ``update_fields`` only those columns are written, so that concurrent updates of
+    other fields are not overwritten with stale values (last write wins per field sent).
+    """
+    if update_fields is not None:
+        update_fields = [*update_fields, "updated_at"]
     try:
         with transaction.atomic():
-            instance.save()
+            instance.save(update_fields=update_fields)
     except IntegrityError:
         name = getattr(instance, name_field)
         existing = (
@@ -92,7 +104,7 @@ def create_experiment(
 
 def update_experiment(experiment: Experiment, **fields: Any) -> Experiment:
     _apply(experiment, fields)
-    save_unique(experiment, name_field="experiment_name")
+    save_unique(experiment, name_field="experiment_name", update_fields=list(fields))
     return experiment
 
 
@@ -122,7 +134,12 @@ def create_season(
 
 def update_season(season: Season, **fields: Any) -> Season:
     _apply(season, fields)
-    save_unique(season, name_field="season_name", scope={"experiment": season.experiment})
+    save_unique(
+        season,
+        name_field="season_name",
+        scope={"experiment": season.experiment},
+        update_fields=list(fields),
+    )
     return season
 
 
@@ -147,7 +164,7 @@ def create_site(
 
 def update_site(site: Site, **fields: Any) -> Site:
     _apply(site, fields)
-    save_unique(site, name_field="site_name")
+    save_unique(site, name_field="site_name", update_fields=list(fields))
     return site
 
 
@@ -174,7 +191,7 @@ def update_model(model: MLModel, *, experiment: Experiment | None = None, **fiel
     """Replace the fields sent; ``experiment`` adds a link (existing links stay)."""
     if fields:
         _apply(model, fields)
-        save_unique(model, name_field="model_name")
+        save_unique(model, name_field="model_name", update_fields=list(fields))
     if experiment is not None:
         model.experiments.add(experiment)
     return model
@@ -214,16 +231,37 @@ def link(
     dataset_experiments: set[tuple[Any, Any]] = frozenset(),
     site_experiments: set[tuple[Any, Any]] = frozenset(),
 ) -> None:
-    """Add links (pairs of ids) that do not exist yet, one ``INSERT ... ON CONFLICT DO
-    NOTHING`` per kind, whatever the number of pairs."""
-    kinds = (
+    """Add the links (pairs of ids) that do not exist yet.
+
+    On PostgreSQL one statement adds all four kinds (data-modifying CTEs, each ``ON CONFLICT
+    DO NOTHING``): adding a record links four pairs, and a round trip per kind would be most
+    of the cost of a single-record POST. Elsewhere, one ``bulk_create`` per kind.
+    """
+    kinds = [
         (MLModel.experiments.through, "mlmodel_id", "experiment_id", model_experiments),
         (MLModel.datasets.through, "mlmodel_id", "dataset_id", model_datasets),
         (Dataset.experiments.through, "dataset_id", "experiment_id", dataset_experiments),
         (Site.experiments.through, "site_id", "experiment_id", site_experiments),
-    )
-    for through, left, right, pairs in kinds:
-        if pairs:
+    ]
+    kinds = [kind for kind in kinds if kind[3]]
+    if not kinds:
+        return
+    connection = connections[router.db_for_write(MLModel)]
+    if connection.vendor != "postgresql":
+        for through, left, right, pairs in kinds:
             through.objects.bulk_create(
                 [through(**{left: a, right: b}) for a, b in pairs], ignore_conflicts=True
             )
+        return
+    statements, params = [], []
+    for through, left, right, pairs in kinds:
+        rows = ", ".join(["(%s, %s)"] * len(pairs))
+        statements.append(
+            f"INSERT INTO {through._meta.db_table} ({left}, {right}) VALUES {rows} "
+            "ON CONFLICT DO NOTHING"
+        )
+        params.extend(value for pair in pairs for value in pair)
+    *first, last = statements
+    ctes = ", ".join(f"link_{n} AS ({statement})" for n, statement in enumerate(first))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} {last}" if ctes else last, params)

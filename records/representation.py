@@ -10,7 +10,8 @@ A stream may carry millions of records, so no DRF serializer runs per row:
 Both give the contract's shape: fields in a fixed order, UUIDs as strings, dates as
 ``YYYY-MM-DD`` and times in UTC as ``2024-06-01T10:00:00Z`` (with ``.123456`` when the
 microseconds are not zero). Single records use the same code, so a stream line and
-``GET /records/id/{rid}`` are the same object by construction.
+``GET /records/id/{rid}`` are the same object by construction; a record just added is
+encoded from the values in hand (``render_new``), which the tests hold to the same object.
 """
 
 from __future__ import annotations
@@ -136,6 +137,28 @@ def render_lines(queryset: QuerySet) -> Iterator[bytes]:
     if connections[queryset.db].vendor == "postgresql":
         return _postgres_lines(queryset)
     return _python_lines(queryset)
+
+
+def render_new(record, *, model_name: str, dataset_name: str, experiment_name: str,
+               season_name: str, site_name: str) -> bytes:
+    """The JSON of a record just written, from the values in hand (no query).
+
+    Gives the same object as ``render_one`` would read back: the same fields, formats and
+    values.
+    """
+    row = {
+        name: getattr(record, name)
+        for name in RECORD_FIELDS
+        if name not in _NAMES
+    }
+    row.update(
+        model_name=model_name,
+        dataset_name=dataset_name,
+        experiment_name=experiment_name,
+        season_name=season_name,
+        site_name=site_name,
+    )
+    return _encode(row)
 
 
 def render_one(queryset: QuerySet) -> bytes | None:

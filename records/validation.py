@@ -117,7 +117,12 @@ def parse_json(value: Any, *, form: bool) -> Any:
 
 
 def _single_values(data: Any) -> dict[str, Any]:
-    """A multipart form's fields as single values (a repeated field is an error)."""
+    """A multipart form's fields as single values (a repeated field is an error).
+
+    A plain mapping (a CSV row of ``import_records``) has one value per field already.
+    """
+    if not hasattr(data, "getlist"):
+        return data
     values, errors = {}, {}
     for key in data:
         items = data.getlist(key)

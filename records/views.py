@@ -30,7 +30,7 @@ from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.ingest import ingest_records, parse_ndjson
 from records.models import ModelRecord
 from records.parsers import LimitedMultiPartParser, NDJSONLines, NDJSONParser
-from records.representation import render_lines, render_one
+from records.representation import render_lines, render_new, render_one
 from records.serializers import (
     IngestResultSerializer,
     RecordFormSerializer,
@@ -126,8 +126,16 @@ class ModelRecordsViewSet(ContractViewSet):
             record, upload = parse_record(request.POST, form=True), form_upload(request.FILES)
         else:
             record, upload = parse_record(request.data), None
-        created = services.add_record(model=model, record=record, upload=upload)
-        return record_response(ModelRecord.objects.filter(pk=created.pk))
+        created, refs = services.add_record(model=model, record=record, upload=upload)
+        body = render_new(
+            created,
+            model_name=model.model_name,
+            dataset_name=refs.dataset_name,
+            experiment_name=record.experiment_name,
+            season_name=record.season_name,
+            site_name=record.site_name,
+        )
+        return HttpResponse(body, content_type="application/json")
 
 
 @extend_schema_view(

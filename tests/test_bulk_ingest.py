@@ -143,3 +143,23 @@ def test_names_are_resolved_once_per_request_not_per_line(api, demo, django_asse
     with django_assert_max_num_queries(20 + inserts):
         response = post_bulk(api, demo, ndjson(*(nth(n) for n in range(1, lines + 1))))
     assert response.json()["created"] == lines
+
+
+def test_awkward_json_survives_the_bulk_path_exactly(api, demo):
+    """Backslashes, quotes, control characters and non-ASCII text in JSON values round-trip
+    (the PostgreSQL path formats COPY text itself)."""
+    awkward = {
+        "path": "C:\\data\\new\\table.csv",
+        "quote": 'say "hi"',
+        "controls": "tab\there\nnewline\rreturn\u0001",
+        "unicode": "épi de maïs ✓ 🌽",
+        "escaped_unicode_text": "\\u0041 is not A",
+        "numbers": [0, -1, 1.5, 1e-7, 12345678901234],
+        "nested": {"empty": {}, "list": [], "null": None, "bool": False},
+    }
+    body = ndjson(nth(0, model_data=awkward, record_info={"note": "back\\slash"}))
+    assert post_bulk(api, demo, body).json()["created"] == 1
+    [line] = b"".join(api.get(f"/api/models/id/{demo.id}/records").streaming_content).splitlines()
+    record = json.loads(line)
+    assert record["model_data"] == awkward
+    assert record["record_info"] == {"note": "back\\slash"}

@@ -1,0 +1,279 @@
+"""``manage.py import_records MODEL FILE``: load a model's records from an NDJSON or CSV file.
+
+This is the bulk endpoint for an operator: the lines are checked by the same code
+(``records.ingest.parse_ndjson``, ``records.validation.parse_record``) and written by the same
+``records.ingest.ingest_records``, so a file is accepted or refused exactly as a bulk request
+body would be, and loads through PostgreSQL COPY. Nothing here validates or inserts on its own.
+
+- Atomic by default: one bad line and nothing is written; every bad line is reported by its
+  number. ``--batch-size N`` commits every N records instead, for files too large to redo.
+- Existing records (and repeats within the file) are skipped and counted, so a failed or
+  interrupted import can simply be run again.
+- The file is read line by line, never whole.
+
+CSV: a header row naming the record's fields; ``model_data`` and ``record_info`` cells hold
+JSON text and an empty cell is a field not given. The columns that ``export_records`` adds
+(ids, ``model_name``, times) are ignored, so that an export can be imported as it is. NDJSON
+lines are the bulk body's, where those fields are unknown: an NDJSON export does not import
+as it is, so a round trip goes through CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import chain, islice
+from pathlib import Path
+from typing import IO
+
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from rest_framework.exceptions import APIException
+from tqdm import tqdm
+
+from models_api.exceptions import InvalidInput
+from models_api.models import MLModel
+from records.ingest import IngestResult, ParsedLine, ingest_records, parse_ndjson
+from records.representation import RECORD_FIELDS
+from records.validation import INPUT_FIELDS, RecordInvalid, parse_record
+
+FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv"}
+CSV_REQUIRED = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
+#: Columns of an exported record that the server assigns: accepted in a header and ignored.
+CSV_IGNORED = frozenset(RECORD_FIELDS) - INPUT_FIELDS - {"record_file"}
+CSV_COLUMNS = frozenset(RECORD_FIELDS) | INPUT_FIELDS
+#: The largest CSV cell read (csv's default, 128 KiB, is less than a bulk line may hold).
+CSV_FIELD_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def find_model(name_or_id: str) -> MLModel:
+    """The model with this id, or else with this name."""
+    try:
+        return MLModel.objects.get(pk=uuid.UUID(name_or_id))
+    except (ValueError, MLModel.DoesNotExist):
+        pass
+    try:
+        return MLModel.objects.get(model_name=name_or_id)
+    except MLModel.DoesNotExist:
+        raise CommandError(f"No model is named or has the id '{name_or_id}'.") from None
+
+
+def choose_format(path: str, given: str | None) -> str:
+    """``--format`` if given, else from the file's extension; standard input is NDJSON."""
+    if given:
+        return given
+    if path == "-":
+        return "ndjson"
+    try:
+        return FORMATS[Path(path).suffix.lower()]
+    except KeyError:
+        raise CommandError(
+            f"Cannot tell the format of '{path}' from its extension; give --format ndjson or csv."
+        ) from None
+
+
+def progress(stderr: OutputWrapper, unit: str) -> tqdm:
+    """A progress bar on a terminal only: piped or captured output stays clean.
+
+    tqdm writes to the raw stream: Django's ``OutputWrapper`` would end every redraw with a
+    newline.
+    """
+    stream = getattr(stderr, "_out", stderr)
+    return tqdm(file=stream, unit=f" {unit}", disable=not stderr.isatty())
+
+
+def numbered_lines(stream: IO[bytes], bar: tqdm) -> Iterator[tuple[int, bytes]]:
+    for number, line in enumerate(stream, start=1):
+        bar.update()
+        yield number, line
+
+
+def parse_csv(stream: IO[bytes], bar: tqdm) -> Iterator[ParsedLine]:
+    """Records from CSV rows, numbered by the file line each row starts on.
+
+    The header is checked before any row is read; a row is then checked like a multipart
+    form (``form=True``: its cells are text, JSON fields JSON text).
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_SIZE_LIMIT))
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader, None)
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise CommandError(f"The CSV header cannot be read: {error}.") from None
+    if header is None:
+        raise CommandError("The CSV file is empty: it needs a header row naming the fields.")
+    check_csv_header(header)
+    bar.update(reader.line_num)
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield start, [f"The line is not valid CSV: {error}."]
+            return  # the reader cannot find the next row reliably after this
+        except UnicodeDecodeError:  # decoded in blocks: the fault may be a few lines on
+            yield start, ["The file is not valid UTF-8 from this line on."]
+            return
+        number, start = start, reader.line_num + 1
+        bar.update(reader.line_num - number + 1)
+        if not cells:
+            continue  # a blank line, as in NDJSON
+        yield number, csv_record(header, cells)
+
+
+def check_csv_header(header: list[str]) -> None:
+    unknown = [name for name in header if name not in CSV_COLUMNS]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    missing = [name for name in CSV_REQUIRED if name not in header]
+    problems = []
+    if unknown:
+        problems.append(f"unknown columns {', '.join(map(repr, unknown))}")
+    if repeated:
+        problems.append(f"repeated columns {', '.join(map(repr, repeated))}")
+    if missing:
+        problems.append(f"missing columns {', '.join(map(repr, missing))}")
+    if problems:
+        raise CommandError(f"The CSV header has {'; '.join(problems)}; nothing was read.")
+
+
+def csv_record(header: list[str], cells: list[str]):
+    if len(cells) != len(header):
+        return [f"The row has {len(cells)} cells; the header names {len(header)} columns."]
+    row = {name: value for name, value in zip(header, cells, strict=True) if value != ""}
+    if row.pop("record_file", None) is not None:
+        # An exported record with a file: importing it without its file would lose data.
+        return ["record_file: Files cannot be imported; empty the cell or drop the column."]
+    for name in CSV_IGNORED:
+        row.pop(name, None)
+    try:
+        return parse_record(row, form=True)
+    except RecordInvalid as invalid:
+        return invalid.lines()
+
+
+@contextmanager
+def open_input(path: str, stdin: IO[bytes] | None):
+    if path == "-":
+        yield stdin if stdin is not None else sys.stdin.buffer
+        return
+    try:
+        stream = open(path, "rb")
+    except OSError as error:
+        raise CommandError(f"Cannot read '{path}': {error.strerror}.") from None
+    with stream:
+        yield stream
+
+
+def failure(error: APIException) -> str:
+    """The ingest's refusal as text, each bad line (``InvalidInput.errors``) on its own line."""
+    detail = error.detail
+    if isinstance(detail, list) and len(detail) == 1:  # a ValidationError's one sentence
+        detail = detail[0]
+    lines = [str(detail)]
+    if isinstance(error, InvalidInput):
+        for number, messages in error.errors.items():
+            lines.extend(f"  line {number}: {message}" for message in messages)
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a model's records from an NDJSON or CSV file (or - for standard input), "
+        "checked and written exactly like the bulk endpoint."
+    )
+    #: call_command(..., stdin=stream) reads that binary stream instead of sys.stdin.
+    stealth_options = ("stdin",)
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("model", help="the model's name or id")
+        parser.add_argument("file", help="the file to read, or - for standard input")
+        parser.add_argument(
+            "--format", choices=["ndjson", "csv"],
+            help="the file's format (default: from its extension; NDJSON for standard input)",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, metavar="N",
+            help="commit every N records instead of all or nothing",
+        )
+
+    def handle(self, *args, **options) -> None:
+        self.verbosity = options["verbosity"]
+        model = find_model(options["model"])
+        file_format = choose_format(options["file"], options["format"])
+        batch_size = options["batch_size"]
+        if batch_size is not None and batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        started = time.perf_counter()
+        with open_input(options["file"], options.get("stdin")) as stream, \
+                progress(self.stderr, "lines") as bar:
+            if file_format == "csv":
+                records = parse_csv(stream, bar)
+            else:
+                records = parse_ndjson(numbered_lines(stream, bar))
+            first = next(records, None)
+            if first is None:
+                raise CommandError("The file holds no records.")
+            records = chain([first], records)
+            if batch_size:
+                result = self.import_in_batches(model, records, batch_size)
+            else:
+                result = self.import_at_once(model, records)
+        seconds = time.perf_counter() - started
+        total = result.created + result.skipped_existing
+        self.stdout.write(
+            f"created {result.created}, skipped_existing {result.skipped_existing}, "
+            f"{seconds:.1f} seconds, {total / max(seconds, 1e-9):,.0f} records/second"
+        )
+
+    def import_at_once(self, model: MLModel, records: Iterable[ParsedLine]) -> IngestResult:
+        try:
+            return ingest_records(model=model, records=records)
+        except APIException as error:
+            raise CommandError(failure(error)) from None
+
+    def import_in_batches(
+        self, model: MLModel, records: Iterator[ParsedLine], size: int
+    ) -> IngestResult:
+        """Each batch of ``size`` records in a transaction of its own.
+
+        The first batch that fails stops the import: the batches before it stay committed
+        (and are skipped as existing when the file is imported again), nothing after it is read.
+        """
+        created = skipped = batches = 0
+        first_line = last_line = None
+        while batch := list(islice(records, size)):
+            try:
+                result = ingest_records(model=model, records=batch)
+            except APIException as error:
+                committed = (
+                    f"Committed before it: {_batches(batches)} (lines {first_line} to "
+                    f"{last_line}), created {created}, skipped_existing {skipped}."
+                    if batches
+                    else "No batch was committed."
+                )
+                raise CommandError(
+                    f"Batch {batches + 1} (lines {batch[0][0]} to {batch[-1][0]}) failed and "
+                    f"was not written; later lines were not read. {committed}\n{failure(error)}"
+                ) from None
+            batches += 1
+            created += result.created
+            skipped += result.skipped_existing
+            first_line = first_line or batch[0][0]
+            last_line = batch[-1][0]
+            if self.verbosity >= 2:
+                self.stdout.write(
+                    f"batch {batches} (lines {batch[0][0]} to {last_line}) committed: "
+                    f"created {result.created}, skipped_existing {result.skipped_existing}"
+                )
+        return IngestResult(created=created, skipped_existing=skipped)
+
+
+def _batches(count: int) -> str:
+    return "batch 1" if count == 1 else f"batches 1 to {count}"
