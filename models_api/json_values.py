@@ -7,6 +7,8 @@ sentence the client can act on.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -43,8 +45,66 @@ def check_json_value(value: Any, *, max_depth: int | None = None) -> None:
 def parse_json_text(text: str | bytes) -> Any:
     """Parse JSON text (a multipart field, a query parameter) or raise ``ValidationError``."""
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as error:
+        value = loads(text)
+    except JSONDecodeError as error:
         raise ValidationError(f"Invalid JSON: {error.msg}.") from None
     check_json_value(value)
     return value
+
+
+class JSONDecodeError(ValueError):
+    """Text that is not JSON; ``msg`` says why."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+
+# orjson reads integers beyond 64 bits as floats, silently losing digits; text with a run of
+# 19 or more digits is read by the standard library instead, which keeps every digit.
+_LONG_NUMBER = re.compile(rb"\d{19,}")
+
+
+def _reject_constant(name: str) -> None:
+    raise JSONDecodeError(f"{name} is not valid JSON")
+
+
+def loads(text: bytes | str) -> Any:
+    """Parse JSON text, exactly (big integers keep every digit), refusing NaN and Infinity."""
+    raw = text.encode() if isinstance(text, str) else text
+    if not _LONG_NUMBER.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise JSONDecodeError(error.msg) from None
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise JSONDecodeError("str is not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise JSONDecodeError(error.msg) from None
+    except RecursionError:
+        raise JSONDecodeError("depth limit exceeded") from None
+
+
+def dumps(value: Any, *, option: int = 0) -> bytes:
+    """Compact JSON; integers beyond 64 bits (which orjson cannot write) keep every digit."""
+    try:
+        return orjson.dumps(value, option=option)
+    except orjson.JSONEncodeError:
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, default=_default
+        ).encode()
+
+
+def _default(value: Any) -> Any:
+    """What orjson writes natively and the standard library does not (the slow path only)."""
+    import datetime
+    import uuid
+
+    if isinstance(value, datetime.datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, datetime.date | uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

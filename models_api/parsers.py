@@ -2,18 +2,19 @@
 
 DRF reads JSON bodies straight from the request stream, so Django's
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` never applies to them; the limit is enforced here instead (413),
-and bodies are decoded with orjson, which also refuses invalid UTF-8 and absurd nesting.
+and bodies are decoded by ``json_values.loads`` (orjson, exact for big integers), which also
+refuses invalid UTF-8, NaN and absurd nesting.
 """
 
 from __future__ import annotations
 
 from typing import IO, Any
 
-import orjson
 from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from models_api import json_values
 from models_api.exceptions import PayloadTooLarge
 
 
@@ -47,6 +48,6 @@ class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         body = read_limited(stream, parser_context, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as error:
+            return json_values.loads(body)
+        except json_values.JSONDecodeError as error:
             raise ParseError(f"The body is not valid JSON: {error.msg}.") from None

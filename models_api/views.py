@@ -16,7 +16,7 @@ from models_api.filtersets import (
     SiteFilterSet,
 )
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
-from models_api.openapi import contract_schema
+from models_api.openapi import ErrorSerializer, contract_schema
 from models_api.serializers import (
     DatasetSerializer,
     ExperimentSerializer,
@@ -64,12 +64,25 @@ class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
     serializer_class = MLModelSerializer
     filterset_class = MLModelFilterSet
 
-    @extend_schema(summary="Experiments linked to the model", responses=ExperimentSerializer(many=True))
+    @extend_schema(
+        summary="Experiments linked to the model (404 when none)",
+        responses={200: ExperimentSerializer(many=True), 404: ErrorSerializer},
+    )
     @action(detail=True, methods=["get"], permission_model=Experiment)
     def experiments(self, request: Request, pk: str) -> Response:
         model = self.get_object()
         return self.list_response(model.experiments.all(), ExperimentSerializer)
 
+    @extend_schema(
+        methods=["GET"],
+        summary="The model's runs, oldest first (404 when none)",
+        responses={200: ModelRunSerializer(many=True), 404: ErrorSerializer},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Create a run of the model",
+        responses={200: ModelRunSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
+    )
     @action(detail=True, methods=["get", "post"], permission_model=ModelRun, serializer_class=ModelRunSerializer)
     def runs(self, request: Request, pk: str) -> Response:
         """``GET``: the model's runs, oldest first. ``POST``: always creates a new run."""
@@ -81,6 +94,21 @@ class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
         serializer.save(model=model)
         return Response(serializer.data)
 
+    @extend_schema(
+        methods=["GET"],
+        summary="Datasets linked to the model (404 when none)",
+        responses={200: DatasetSerializer(many=True), 404: ErrorSerializer},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Create a dataset linked to the model",
+        responses={
+            200: DatasetSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+    )
     @action(detail=True, methods=["get", "post"], permission_model=Dataset, serializer_class=DatasetSerializer)
     def datasets(self, request: Request, pk: str) -> Response:
         """``GET``: datasets linked to the model. ``POST``: create one linked to it."""

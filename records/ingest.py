@@ -24,12 +24,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import orjson
 import psycopg
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from models_api import json_values
 from models_api.exceptions import Conflict, InvalidInput
 from models_api.ids import new_id
 from models_api.models import MLModel
@@ -64,8 +64,8 @@ def parse_ndjson(lines: Iterable[tuple[int, bytes]]) -> Iterator[ParsedLine]:
         if not line.strip():
             continue
         try:
-            yield number, parse_record(orjson.loads(line))
-        except orjson.JSONDecodeError as error:
+            yield number, parse_record(json_values.loads(line))
+        except json_values.JSONDecodeError as error:
             yield number, [f"The line is not valid JSON: {error.msg}."]
         except RecordInvalid as invalid:
             yield number, invalid.lines()
@@ -232,8 +232,8 @@ class _SQLiteSink:
         ModelRecord.objects.bulk_create(
             [
                 ModelRecord(**{**dict(zip(COLUMNS, row, strict=True)),
-                               "model_data": orjson.loads(row[8]),
-                               "record_info": orjson.loads(row[10])})
+                               "model_data": json_values.loads(row[8]),
+                               "record_info": json_values.loads(row[10])})
                 for row in self.segment
             ],
             ignore_conflicts=True,
@@ -287,8 +287,8 @@ def ingest_records(*, model: MLModel, records: Iterable[ParsedLine]) -> IngestRe
                 sink.write((
                     new_id(), model.id, record.timestamp, record.collection_date, refs.dataset_id,
                     refs.experiment_id, refs.season_id, refs.site_id,
-                    orjson.dumps(record.model_data).decode(), None,
-                    orjson.dumps(record.record_info).decode(), now, now,
+                    json_values.dumps(record.model_data).decode(), None,
+                    json_values.dumps(record.record_info).decode(), now, now,
                 ))
             errors.raise_if_any()
             if not total:

@@ -24,6 +24,8 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import F, QuerySet
 
+from models_api import json_values
+
 RECORD_FIELDS = (
     "id",
     "timestamp",
@@ -91,7 +93,7 @@ def _postgres_select(queryset: QuerySet) -> tuple[str, tuple[Any, ...]]:
 
 
 def _encode(row: dict[str, Any]) -> bytes:
-    return orjson.dumps({name: row[name] for name in RECORD_FIELDS}, option=orjson.OPT_UTC_Z)
+    return json_values.dumps({name: row[name] for name in RECORD_FIELDS}, option=orjson.OPT_UTC_Z)
 
 
 def _postgres_lines(queryset: QuerySet) -> Iterator[bytes]:

@@ -154,7 +154,7 @@ def test_awkward_json_survives_the_bulk_path_exactly(api, demo):
         "controls": "tab\there\nnewline\rreturn\u0001",
         "unicode": "épi de maïs ✓ 🌽",
         "escaped_unicode_text": "\\u0041 is not A",
-        "numbers": [0, -1, 1.5, 1e-7, 12345678901234],
+        "numbers": [0, -1, 1.5, 1e-7, 12345678901234, 123456789012345678901234567890],
         "nested": {"empty": {}, "list": [], "null": None, "bool": False},
     }
     body = ndjson(nth(0, model_data=awkward, record_info={"note": "back\\slash"}))

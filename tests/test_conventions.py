@@ -975,3 +975,20 @@ def test_timestamp_format(api, site, stored, shown):
     body = api.get(f"/api/sites/id/{site.id}").json()
     assert body["created_at"] == shown
     assert body["updated_at"] == shown
+
+
+def test_integers_beyond_64_bits_keep_every_digit(api):
+    big = 123456789012345678901234567890
+    body = b'{"model_name": "Big", "model_info": {"n": 123456789012345678901234567890, "f": 0.1}}'
+    response = api.generic("POST", "/api/models", body, content_type="application/json")
+    assert response.status_code == 200
+    assert json.loads(response.content)["model_info"] == {"n": big, "f": 0.1}
+    stored = api.get(f"/api/models/id/{json.loads(response.content)['id']}")
+    assert json.loads(stored.content)["model_info"]["n"] == big
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_number_constants_are_400(api, constant):
+    body = f'{{"model_name": "x", "model_info": {{"n": {constant}, "d": 1234567890123456789012}}}}'
+    response = api.generic("POST", "/api/models", body, content_type="application/json")
+    assert_error(response, 400)
