@@ -51,7 +51,7 @@ SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", _https)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", _https)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", _https)
 if env.bool("DJANGO_BEHIND_PROXY", False):
     # Trust X-Forwarded-Proto only when a proxy that sets it is known to stand in front.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
