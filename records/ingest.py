@@ -58,13 +58,22 @@ class IngestResult:
     skipped_existing: int
 
 
-def parse_ndjson(lines: Iterable[tuple[int, bytes]]) -> Iterator[ParsedLine]:
-    """Records from NDJSON lines (blank lines are skipped but keep their numbers)."""
+def parse_ndjson(
+    lines: Iterable[tuple[int, bytes]], *, ignore: frozenset[str] = frozenset()
+) -> Iterator[ParsedLine]:
+    """Records from NDJSON lines (blank lines are skipped but keep their numbers).
+
+    ``ignore``: fields accepted and dropped (``import_records`` reads exports, whose lines
+    carry ids and times); the API's bulk body refuses them as unknown.
+    """
     for number, line in lines:
         if not line.strip():
             continue
         try:
-            yield number, parse_record(json_values.loads(line))
+            value = json_values.loads(line)
+            yield number, parse_record(
+                value, ignore=ignore, json_checked=json_values.text_is_safe(line)
+            )
         except json_values.JSONDecodeError as error:
             yield number, [f"The line is not valid JSON: {error.msg}."]
         except RecordInvalid as invalid:
@@ -282,6 +291,10 @@ def ingest_records(*, model: MLModel, records: Iterable[ParsedLine]) -> IngestRe
                        refs.experiment_id, refs.season_id, refs.site_id)
                 if key in seen:
                     continue
+                if len(seen) >= SEGMENT_ROWS:
+                    # Bounded memory: a repeat further apart than this is still skipped, by
+                    # the database's unique constraint (the segment's fallback path).
+                    seen.clear()
                 seen.add(key)
                 links.add((refs.experiment_id, refs.site_id, refs.dataset_id))
                 sink.write((

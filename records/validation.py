@@ -105,12 +105,14 @@ def parse_name(value: Any) -> str:
     return name
 
 
-def parse_json(value: Any, *, form: bool) -> Any:
-    """A JSON value: JSON text in a form, a JSON value already in a JSON body."""
+def parse_json(value: Any, *, form: bool, checked: bool = False) -> Any:
+    """A JSON value: JSON text in a form, a JSON value already in a JSON body (``checked``
+    when its text was already found free of NUL characters and deep nesting)."""
     try:
         if form:
             return parse_json_text(value)
-        check_json_value(value)
+        if not checked:
+            check_json_value(value)
     except DjangoValidationError as error:
         raise ValueError(error.messages[0]) from None
     return value
@@ -135,21 +137,31 @@ def _single_values(data: Any) -> dict[str, Any]:
     return values
 
 
-def parse_record(data: Any, *, form: bool = False) -> RecordInput:
-    """Check one record's fields; raise ``RecordInvalid`` listing every field at fault."""
+def parse_record(
+    data: Any,
+    *,
+    form: bool = False,
+    ignore: frozenset[str] = frozenset(),
+    json_checked: bool = False,
+) -> RecordInput:
+    """Check one record's fields; raise ``RecordInvalid`` listing every field at fault.
+
+    ``form``: values are text (a multipart form, a CSV row), JSON values as JSON text.
+    ``ignore``: fields accepted and dropped (those an export adds: ids, names, times).
+    ``json_checked``: the JSON values were already found safe from their text.
+    """
     if form:
         data = _single_values(data)
     if not isinstance(data, Mapping):
         raise RecordInvalid({"non_field_errors": ["Give the record as a JSON object."]})
     errors: dict[str, list[str]] = {}
-    for key in data:
-        if key not in INPUT_FIELDS:
-            message = (
-                "Files can only be sent as a part of a multipart form."
-                if key == "record_file"
-                else "Unknown field."
-            )
-            errors[key] = [message]
+    for key in data.keys() - INPUT_FIELDS - ignore:
+        if key == "record_file":
+            if data[key] is None and not form:
+                continue  # "no file", as a record's own JSON says
+            errors[key] = ["Files can only be sent as a part of a multipart form."]
+        else:
+            errors[key] = ["Unknown field."]
     for key in _REQUIRED:
         if key not in data:
             errors.setdefault(key, ["This field is required."])
@@ -168,8 +180,8 @@ def parse_record(data: Any, *, form: bool = False) -> RecordInput:
 
     check("timestamp", parse_timestamp)
     check("collection_date", parse_date)
-    check("model_data", parse_json, form=form)
-    check("record_info", parse_json, form=form)
+    check("model_data", parse_json, form=form, checked=json_checked)
+    check("record_info", parse_json, form=form, checked=json_checked)
     for field in ("experiment_name", "season_name", "site_name", "dataset_name"):
         check(field, parse_name)
     if "model_data" in values and values["model_data"] is None:

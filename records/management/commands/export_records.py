@@ -24,15 +24,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-import orjson
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import QuerySet
 from django.http import QueryDict
 from rest_framework.exceptions import ValidationError
 
+from models_api import json_values
 from models_api.filtersets import check_query_params
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
-from records.management.commands.import_records import FORMATS, find_model, progress
+from records.management.file_commands import choose_format, find_model, progress
 from records.models import ModelRecord
 from records.representation import RECORD_FIELDS, render_lines
 
@@ -87,7 +87,7 @@ def csv_chunks(queryset: QuerySet, count: Callable[[int], None]) -> Iterator[byt
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
-            record = orjson.loads(line)
+            record = json_values.loads(line)  # exact: big integers keep every digit
             writer.writerow([_cell(name, record[name]) for name in RECORD_FIELDS])
         count(len(lines))
         yield buffer.take()
@@ -97,7 +97,7 @@ def csv_chunks(queryset: QuerySet, count: Callable[[int], None]) -> Iterator[byt
 
 def _cell(name: str, value) -> str:
     if name in JSON_COLUMNS:
-        return orjson.dumps(value).decode()
+        return json_values.dumps(value).decode()
     return "" if value is None else value
 
 
@@ -147,19 +147,6 @@ def _stdout_writer(stream: IO) -> Callable[[bytes], None]:
     return lambda data: stream.write(decoder.decode(data))
 
 
-def choose_format(target: str | None, given: str | None) -> str:
-    if given:
-        return given
-    if target in (None, "-"):
-        return "ndjson"
-    try:
-        return FORMATS[Path(target).suffix.lower()]
-    except KeyError:
-        raise CommandError(
-            f"Cannot tell the format of '{target}' from its extension; give --format ndjson or csv."
-        ) from None
-
-
 class Command(BaseCommand):
     help = (
         "Export a model's records as NDJSON or CSV, filtered like the record streams "
@@ -190,7 +177,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         model = find_model(options["model"])
-        file_format = choose_format(options["output"], options["format"])
+        file_format = choose_format(options["output"] or "-", options["format"])
         queryset = ModelRecord.objects.for_model(model)
         queryset = filtered(queryset, RecordFilterSet, options, EXACT_FILTERS)
         queryset = filtered(queryset, RecordWindowFilterSet, options, WINDOW_FILTERS)

@@ -12,10 +12,9 @@ body would be, and loads through PostgreSQL COPY. Nothing here validates or inse
 - The file is read line by line, never whole.
 
 CSV: a header row naming the record's fields; ``model_data`` and ``record_info`` cells hold
-JSON text and an empty cell is a field not given. The columns that ``export_records`` adds
-(ids, ``model_name``, times) are ignored, so that an export can be imported as it is. NDJSON
-lines are the bulk body's, where those fields are unknown: an NDJSON export does not import
-as it is, so a round trip goes through CSV.
+JSON text and an empty cell is a field not given. NDJSON: the bulk body's lines. In both, the
+fields that ``export_records`` adds (ids, ``model_name``, times) are ignored, so that an
+export of either format imports as it is.
 """
 
 from __future__ import annotations
@@ -24,66 +23,28 @@ import csv
 import io
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain, islice
-from pathlib import Path
 from typing import IO
 
-from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import APIException
 from tqdm import tqdm
 
 from models_api.exceptions import InvalidInput
 from models_api.models import MLModel
 from records.ingest import IngestResult, ParsedLine, ingest_records, parse_ndjson
+from records.management.file_commands import choose_format, find_model, progress
 from records.representation import RECORD_FIELDS
 from records.validation import INPUT_FIELDS, RecordInvalid, parse_record
 
-FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv"}
 CSV_REQUIRED = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
 #: Columns of an exported record that the server assigns: accepted in a header and ignored.
-CSV_IGNORED = frozenset(RECORD_FIELDS) - INPUT_FIELDS - {"record_file"}
+EXPORTED_ONLY = frozenset(RECORD_FIELDS) - INPUT_FIELDS - {"record_file"}
 CSV_COLUMNS = frozenset(RECORD_FIELDS) | INPUT_FIELDS
 #: The largest CSV cell read (csv's default, 128 KiB, is less than a bulk line may hold).
 CSV_FIELD_SIZE_LIMIT = 64 * 1024 * 1024
-
-
-def find_model(name_or_id: str) -> MLModel:
-    """The model with this id, or else with this name."""
-    try:
-        return MLModel.objects.get(pk=uuid.UUID(name_or_id))
-    except (ValueError, MLModel.DoesNotExist):
-        pass
-    try:
-        return MLModel.objects.get(model_name=name_or_id)
-    except MLModel.DoesNotExist:
-        raise CommandError(f"No model is named or has the id '{name_or_id}'.") from None
-
-
-def choose_format(path: str, given: str | None) -> str:
-    """``--format`` if given, else from the file's extension; standard input is NDJSON."""
-    if given:
-        return given
-    if path == "-":
-        return "ndjson"
-    try:
-        return FORMATS[Path(path).suffix.lower()]
-    except KeyError:
-        raise CommandError(
-            f"Cannot tell the format of '{path}' from its extension; give --format ndjson or csv."
-        ) from None
-
-
-def progress(stderr: OutputWrapper, unit: str) -> tqdm:
-    """A progress bar on a terminal only: piped or captured output stays clean.
-
-    tqdm writes to the raw stream: Django's ``OutputWrapper`` would end every redraw with a
-    newline.
-    """
-    stream = getattr(stderr, "_out", stderr)
-    return tqdm(file=stream, unit=f" {unit}", disable=not stderr.isatty())
 
 
 def numbered_lines(stream: IO[bytes], bar: tqdm) -> Iterator[tuple[int, bytes]]:
@@ -150,7 +111,7 @@ def csv_record(header: list[str], cells: list[str]):
     if row.pop("record_file", None) is not None:
         # An exported record with a file: importing it without its file would lose data.
         return ["record_file: Files cannot be imported; empty the cell or drop the column."]
-    for name in CSV_IGNORED:
+    for name in EXPORTED_ONLY:
         row.pop(name, None)
     try:
         return parse_record(row, form=True)
@@ -216,7 +177,7 @@ class Command(BaseCommand):
             if file_format == "csv":
                 records = parse_csv(stream, bar)
             else:
-                records = parse_ndjson(numbered_lines(stream, bar))
+                records = parse_ndjson(numbered_lines(stream, bar), ignore=EXPORTED_ONLY)
             first = next(records, None)
             if first is None:
                 raise CommandError("The file holds no records.")
