@@ -18,5 +18,8 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
 # Proxies whose X-Forwarded-* headers are trusted (set to the proxy's address).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = "-"  # the request line only: tokens travel in headers, which are never logged
+accesslog = "-"
+# The path without its query string: tokens travel in headers, never logged; a credential a
+# client wrongly puts in the query would be.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 errorlog = "-"

@@ -52,7 +52,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", _https)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", _https)
-if env.bool("DJANGO_BEHIND_PROXY", False):
+BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", False)
+if BEHIND_PROXY:
     # Trust X-Forwarded-Proto only when a proxy that sets it is known to stand in front.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
@@ -79,6 +80,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "models_api.middleware.ServiceUnavailableMiddleware",
     "models_api.request_guards.RejectNulMiddleware",
+    "models_api.request_guards.LengthRequiredMiddleware",
+    "models_api.request_guards.HttpsWritesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -235,6 +238,9 @@ REST_FRAMEWORK = {
         # Off by default: pipelines post records at full speed.
         "user": env.str("API_USER_THROTTLE_RATE"),
     },
+    # Throttles identify clients by address: trust X-Forwarded-For only from the one proxy we
+    # know of, so that a client cannot pick a new identity per request.
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
     "URL_FORMAT_OVERRIDE": None,  # "format" is not a reserved query parameter here
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -282,7 +288,10 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
+    # Libraries that log request headers (and so credentials) at DEBUG stay at INFO, whatever
+    # DJANGO_LOG_LEVEL says.
     "loggers": {
-        "django.db.backends": {"level": "INFO", "propagate": True},
+        name: {"level": "INFO", "propagate": True}
+        for name in ("django.db.backends", "botocore", "boto3", "s3transfer", "urllib3")
     },
 }

@@ -1,12 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.error_views import allow_methods
+from config.api_docs import DocsView, SchemaView
 from config.health import healthz
 
-schema_view = allow_methods("GET")(SpectacularAPIView.as_view())
-docs_view = allow_methods("GET")(SpectacularSwaggerView.as_view(url_name="schema"))
+schema_view = SchemaView.as_view()
+docs_view = DocsView.as_view(url_name="schema")
 
 urlpatterns = [
     # Like the API, these answer with and without the trailing slash, never redirecting.

@@ -101,4 +101,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     response.data = error_body(exc)
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = "5"
     return response

@@ -6,7 +6,10 @@ import logging
 import re
 
 _CREDENTIALS = re.compile(
-    r"(?i)(\b(?:token|bearer|basic)\s+|\b(?:token|key|password|secret|signature)=)[^\s&,;'\"]+"
+    r"(?i)(\b(?:token|bearer|basic)\s+"
+    r"|\b(?:token|key|password|secret|signature|x-amz-security-token|x-amz-signature)="
+    r"|\bx-amz-security-token['\"]?\s*[:=]\s*['\"]?)"
+    r"[^\s&,;'\"]+"
 )
 
 

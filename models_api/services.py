@@ -34,6 +34,9 @@ def save_unique(
     try:
         with transaction.atomic():
             instance.save(update_fields=update_fields)
+            if update_fields is not None:
+                # Show what is stored: fields not sent may have changed meanwhile.
+                instance.refresh_from_db()
     except IntegrityError:
         name = getattr(instance, name_field)
         existing = (

@@ -42,6 +42,8 @@ class ContractViewSet(viewsets.GenericViewSet):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        if getattr(self, request.method.lower(), None) is None:
+            return  # no handler for this method: DRF answers 405, whatever the query
         filterset_class = None
         if self.action in self.filtered_actions:
             filterset_class = getattr(self, "filterset_class", None)
