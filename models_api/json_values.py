@@ -91,7 +91,12 @@ def loads(text: bytes | str) -> Any:
         except orjson.JSONDecodeError as error:
             raise JSONDecodeError(error.msg) from None
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant)
+        # orjson refuses "\\ud800" and other lone surrogates; the standard library does not.
+        json.dumps(value, ensure_ascii=False).encode()
+        return value
+    except UnicodeEncodeError:
+        raise JSONDecodeError("a string holds a lone surrogate, which is not valid Unicode") from None
     except UnicodeDecodeError:
         raise JSONDecodeError("str is not valid UTF-8") from None
     except json.JSONDecodeError as error:

@@ -13,6 +13,7 @@ from django import forms
 from models_api.filtersets import ReferenceNameFilter, ReferenceNamesFilter
 from models_api.models import Dataset, Experiment, Season, Site
 from records.models import ModelRecord
+from records.validation import parse_timestamp
 
 
 class RecordFilterSet(django_filters.FilterSet):
@@ -33,6 +34,26 @@ class RecordFilterSet(django_filters.FilterSet):
         fields: list[str] = []
 
 
+class TimestampField(forms.CharField):
+    """A window bound, read by the same rules as a record's timestamp (ISO 8601, UTC when no
+    zone is given), so that a bound outside the calendar in UTC is a 400 here rather than an
+    error inside the database adapter once the stream has started."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return parse_timestamp(text)
+        except ValueError as error:
+            # Client text goes in params: django-filter formats the message with "%".
+            raise forms.ValidationError("%(reason)s", params={"reason": str(error)}) from None
+
+
+class TimestampFilter(django_filters.Filter):
+    field_class = TimestampField
+
+
 class WindowForm(forms.Form):
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -48,8 +69,8 @@ class RecordWindowFilterSet(django_filters.FilterSet):
     """``GET /id/{id}/records/filter``: a time window (both bounds inclusive, either optional)
     and lists of names, each given as repeated keys (``?site_names=A&site_names=B``)."""
 
-    start_timestamp = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    end_timestamp = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lte")
+    start_timestamp = TimestampFilter(field_name="timestamp", lookup_expr="gte")
+    end_timestamp = TimestampFilter(field_name="timestamp", lookup_expr="lte")
     experiment_names = ReferenceNamesFilter(
         field_name="experiment_id", model=Experiment, name_field="experiment_name"
     )

@@ -4,20 +4,63 @@ bulk body, each under its own size limit (413 above it)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from django.conf import settings
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
+from django.utils.http import parse_header_parameters
 from rest_framework import parsers
+from rest_framework.exceptions import ParseError
 
 from models_api.exceptions import PayloadTooLarge
 from models_api.parsers import declared_length
 
 
+class _FormWatcher:
+    """Wraps a multipart body's stream to count its parts as they are read.
+
+    Django's parser silently skips a part whose headers are not UTF-8 or name nothing, and
+    stops without complaint when the body is cut short: either way a record would be written
+    without a field or file the client sent. Counting the delimiters in the raw bytes lets the
+    parser compare what arrived with what was read.
+    """
+
+    def __init__(self, stream, boundary: bytes) -> None:
+        self.stream = stream
+        self.delimiter = b"--" + boundary
+        self.closing = self.delimiter + b"--"
+        self.delimiters = 0
+        self.closings = 0
+        self._tail = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        window = self._tail + data
+        # Occurrences inside the kept tail were counted with the previous read.
+        self.delimiters += window.count(self.delimiter) - self._tail.count(self.delimiter)
+        self.closings += window.count(self.closing) - self._tail.count(self.closing)
+        self._tail = window[-(len(self.closing) - 1) :]
+        return data
+
+    @property
+    def parts(self) -> int:
+        """The parts before the closing delimiter (None if the body never closed)."""
+        return self.delimiters - 1 if self.closings else -1
+
+
+class _RecordFormParser(DjangoMultiPartParser):
+    def sanitize_file_name(self, file_name: str) -> str | None:
+        # Django drops a file whose name sanitises to nothing ("..", "/", "uploads/"); keep it:
+        # records.storage gives every file a safe name of its own anyway.
+        return super().sanitize_file_name(file_name) or "file"
+
+
 class LimitedMultiPartParser(parsers.MultiPartParser):
     """A record's form: refused (413) before reading when it declares more than a record file
-    and its fields may take."""
+    and its fields may take, and refused (400) when any part of it could not be read whole,
+    rather than writing a record without what the client sent."""
 
-    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+    def parse(self, stream, media_type=None, parser_context=None) -> parsers.DataAndFiles:
         limit = settings.RECORD_FILE_MAX_SIZE + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         length = declared_length(parser_context)
         if length is not None and length > limit:
@@ -25,7 +68,33 @@ class LimitedMultiPartParser(parsers.MultiPartParser):
                 f"The form is larger than the limit of {settings.RECORD_FILE_MAX_SIZE:,} bytes "
                 "for a record file."
             )
-        return super().parse(stream, media_type, parser_context)
+        request = parser_context["request"]
+        encoding = parsers.get_encoding(parser_context)
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        boundary = parse_header_parameters(media_type or "")[1].get("boundary", "")
+        watcher = _FormWatcher(stream, boundary.encode("ascii", "replace"))
+        try:
+            data, files = _RecordFormParser(meta, watcher, request.upload_handlers, encoding).parse()
+        except MultiPartParserError as error:
+            raise ParseError(f"The form could not be read: {error}") from None
+        read = sum(len(values) for _, values in data.lists())
+        read += sum(len(values) for _, values in files.lists())
+        if watcher.parts < 0:
+            raise ParseError("The form ends before its closing boundary; nothing was written.")
+        if watcher.parts != read:
+            raise ParseError(
+                "A part of the form could not be read (its headers are not UTF-8, or it names "
+                "no field); nothing was written."
+            )
+        if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
+            for name, values in data.lists():
+                if "\ufffd" in name or any("\ufffd" in value for value in values):
+                    raise ParseError(
+                        f"The form field {name!r} is not valid UTF-8 (or declare the form's "
+                        "charset); nothing was written."
+                    )
+        return parsers.DataAndFiles(data, files)
 
 
 class NDJSONLines:

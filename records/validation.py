@@ -38,6 +38,13 @@ INPUT_FIELDS = frozenset(
 )
 _REQUIRED = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: A date, or a date and time (seconds and a fraction optional), with an optional zone.
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+    r"(?:Z|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,
+)
 UTC = datetime.timezone.utc
 
 
@@ -66,11 +73,19 @@ class RecordInput:
 
 
 def parse_timestamp(value: Any) -> datetime.datetime:
-    """An ISO 8601 timestamp as an aware UTC datetime; one without a zone is taken as UTC."""
+    """An ISO 8601 timestamp as an aware UTC datetime; one without a zone is taken as UTC.
+
+    The text must match the ISO 8601 shape first: Python 3.11's ``fromisoformat`` skips one
+    stray character before the zone (``10:00:00xZ``), which would accept garbage.
+    """
     if not isinstance(value, str):
         raise ValueError("Give the timestamp as ISO 8601 text, such as 2024-06-01T10:00:00Z.")
+    if not _TIMESTAMP.fullmatch(value):
+        raise ValueError(
+            f"'{value[:64]}' is not an ISO 8601 timestamp such as 2024-06-01T10:00:00Z."
+        )
     try:
-        parsed = datetime.datetime.fromisoformat(value.strip())
+        parsed = datetime.datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(
             f"'{value[:64]}' is not an ISO 8601 timestamp such as 2024-06-01T10:00:00Z."
@@ -152,6 +167,9 @@ def parse_record(
     """
     if form:
         data = _single_values(data)
+        if data.get("record_file") == "":
+            # A browser's file input left empty (filename=""): no file.
+            data = {key: value for key, value in data.items() if key != "record_file"}
     if not isinstance(data, Mapping):
         raise RecordInvalid({"non_field_errors": ["Give the record as a JSON object."]})
     errors: dict[str, list[str]] = {}
@@ -159,7 +177,11 @@ def parse_record(
         if key == "record_file":
             if data[key] is None and not form:
                 continue  # "no file", as a record's own JSON says
-            errors[key] = ["Files can only be sent as a part of a multipart form."]
+            errors[key] = [
+                "Send the file as a file part with a file name (filename=\"...\")."
+                if form
+                else "Files can only be sent as a part of a multipart form."
+            ]
         else:
             errors[key] = ["Unknown field."]
     for key in _REQUIRED:

@@ -214,19 +214,11 @@ NUL_JSON = {
     "record_info-value": ("record_info", {"camera": "rgb\x00"}),
     "record_info-key": ("record_info", {"\x00": "x"}),
 }
-#: BUG: the timestamp parser (datetime.fromisoformat) skips one character, NUL included,
-#: between the time and the zone, so the record is written as if it were not there.
-NUL_IN_TIMESTAMP_BUG = pytest.mark.xfail(
-    reason="BUG: a NUL in timestamp is accepted (200): records/validation.py parse_timestamp "
-    "hands the text to datetime.fromisoformat, which skips any one character before the zone.",
-    strict=True,
-)
 
 
 def nul_field_params():
     for field in STRING_FIELDS:
-        marks = [NUL_IN_TIMESTAMP_BUG] if field == "timestamp" else []
-        yield pytest.param(field, marks=marks, id=field)
+        yield pytest.param(field, id=field)
 
 
 @pytest.mark.parametrize("field", nul_field_params())
@@ -495,23 +487,12 @@ def test_bulk_line_that_is_not_utf_8_is_400_naming_it(client, records_url, uncha
     unchanged()
 
 
-@pytest.mark.xfail(
-    reason="BUG: a form part whose headers are not UTF-8 is silently dropped by Django's "
-    "MultiPartParser, so an unknown field with such a name is never seen (200, not 400).",
-    strict=True,
-)
 def test_form_field_name_that_is_not_utf_8_is_refused(client, records_url, unchanged):
     response = post_form(client, records_url, form() + [(b"colour\xff", "red")])
     assert_error(response, 400)
     unchanged()
 
 
-@pytest.mark.xfail(
-    reason="BUG: form field values that are not UTF-8 are decoded with errors='replace' "
-    "(Django's MultiPartParser) and stored with U+FFFD in place of the bytes (200); a JSON "
-    "body with the same bytes is a 400.",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "field, value",
     [
@@ -538,12 +519,6 @@ def test_form_declaring_its_charset_is_read_in_it(client, records_url):
     assert response.json()["dataset_name"] == "Café"
 
 
-@pytest.mark.xfail(
-    reason="BUG: a form part whose headers are not UTF-8 (a latin-1 file name, as older clients "
-    "send) is silently dropped by Django's MultiPartParser: the record is written without its "
-    "file (or record_info) and the answer is 200.",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "fields, files",
     [
@@ -569,32 +544,23 @@ def test_form_part_with_headers_that_are_not_utf_8_is_never_dropped(
         assert not ModelRecord.objects.exists() and not stored_files(media_root)
 
 
-SURROGATE_BUG = pytest.mark.xfail(
-    reason="BUG: JSON text holding a number of 19+ digits is parsed by json.loads "
-    "(models_api/json_values.py loads), which accepts lone surrogates such as \\ud800 that "
-    "orjson refuses; the value then fails in the database or the encoder: 500.",
-    strict=True,
-)
 SURROGATE_DATA = '{"n": 12345678901234567890123, "s": "\\ud800"}'
 
 
-@SURROGATE_BUG
 def test_lone_surrogate_with_a_long_number_in_a_json_record_is_400(client, records_url, unchanged):
+    """A lone surrogate is not valid Unicode: the body is refused as JSON, as orjson refuses
+    it when no long number sends the text to the standard library's parser."""
     body = json.dumps(record_body(model_data="__X__")).replace('"__X__"', SURROGATE_DATA)
-    assert "model_data" in assert_error(post_json(client, records_url, body.encode()), 400).get(
-        "errors", {}
-    )
+    assert "surrogate" in assert_error(post_json(client, records_url, body.encode()), 400)["detail"]
     unchanged()
 
 
-@SURROGATE_BUG
 def test_lone_surrogate_with_a_long_number_in_a_bulk_line_is_400(client, records_url, unchanged):
     body = line(model_data="__X__").replace('"__X__"', SURROGATE_DATA)
     assert list(assert_error(post_bulk(client, records_url, body), 400)["errors"]) == ["1"]
     unchanged()
 
 
-@SURROGATE_BUG
 def test_lone_surrogate_with_a_long_number_in_form_json_text_is_400(client, records_url, unchanged):
     response = post_form(
         client, records_url, form(record_info=SURROGATE_DATA), [("record_file", "a.png", b"png")]
@@ -603,7 +569,6 @@ def test_lone_surrogate_with_a_long_number_in_form_json_text_is_400(client, reco
     unchanged()
 
 
-@SURROGATE_BUG
 def test_lone_surrogate_with_a_long_number_in_a_patch_is_400(client, record):
     url = f"/api/models/records/id/{record['id']}"
     response = client.generic(
@@ -613,12 +578,11 @@ def test_lone_surrogate_with_a_long_number_in_a_patch_is_400(client, record):
     assert client.get(url).json() == record
 
 
-@SURROGATE_BUG
 def test_lone_surrogate_with_a_long_number_in_catalogue_info_is_400(client):
     body = f'{{"site_name": "Surrogate", "site_info": {SURROGATE_DATA}}}'
-    assert "site_info" in assert_error(
+    assert "surrogate" in assert_error(
         client.generic("POST", "/api/sites", body, content_type="application/json"), 400
-    ).get("errors", {})
+    )["detail"]
     assert not Site.objects.filter(site_name="Surrogate").exists()
 
 
@@ -817,14 +781,6 @@ def test_collection_date_out_of_range_is_400_everywhere(client, records_url, dem
     unchanged()
 
 
-WINDOW_OVERFLOW_BUG = pytest.mark.xfail(
-    ON_SQLITE,
-    reason="BUG (SQLite): a window bound that is a valid date but leaves the calendar once "
-    "converted to UTC passes the filter form, then Django's SQLite adapter raises OverflowError "
-    "(timezone.make_naive) while the stream is being read: a 500 or a broken stream instead of a "
-    "400 before the first byte (records/filtersets.py).",
-    strict=True,
-)
 
 
 @pytest.mark.parametrize(
@@ -836,13 +792,11 @@ WINDOW_OVERFLOW_BUG = pytest.mark.xfail(
             "start_timestamp=0001-01-01T00:00:00%2B01:00",
             "start_timestamp",
             id="before-year-1-in-utc",
-            marks=WINDOW_OVERFLOW_BUG,
         ),
         pytest.param(
             "end_timestamp=9999-12-31T23:59:59-01:00",
             "end_timestamp",
             id="after-year-9999-in-utc",
-            marks=WINDOW_OVERFLOW_BUG,
         ),
     ],
 )
@@ -947,12 +901,6 @@ def test_a_zone_is_read_the_same_way_in_every_body_and_in_the_window(
     assert [line["timestamp"] for line in stream_lines(window)] == [expected] * 3
 
 
-@pytest.mark.xfail(
-    reason="BUG: text that is not ISO 8601 is accepted as a timestamp: CPython 3.11's "
-    "datetime.fromisoformat (records/validation.py parse_timestamp, and Django's parse_datetime "
-    "behind the window filters) skips any one character between the time and the zone.",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "timestamp",
     [
@@ -984,24 +932,15 @@ def test_an_unencoded_plus_in_a_window_bound_is_400(client, demo):
 
 # --- Hostile file names ----------------------------------------------------------------------
 
-#: BUG: Django's MultiPartParser reduces a file name to its last path part and drops the whole
-#: part when nothing is left ("", ".", "..", "a/"): the record is written without its file.
-DROPPED_FILE_BUG = pytest.mark.xfail(
-    reason="BUG: a file whose name Django's MultiPartParser.sanitize_file_name reduces to "
-    "nothing ('/', '\\', '.', '..', 'dir/') is silently dropped: the record is written without "
-    "its file and the answer is 200 (records/parsers.py LimitedMultiPartParser should refuse, "
-    "or keep the file under records.storage.safe_file_name's default 'file').",
-    strict=True,
-)
 FILE_NAMES = [
     pytest.param(b"../../etc/passwd", id="parent-dirs"),
     pytest.param(b"/etc/passwd", id="absolute"),
     pytest.param(b"..\\..\\windows\\system.ini", id="backslashes"),
-    pytest.param(b"/", id="just-a-slash", marks=DROPPED_FILE_BUG),
-    pytest.param(b"\\", id="just-a-backslash", marks=DROPPED_FILE_BUG),
-    pytest.param(b"..", id="dot-dot", marks=DROPPED_FILE_BUG),
-    pytest.param(b".", id="dot", marks=DROPPED_FILE_BUG),
-    pytest.param(b"uploads/", id="a-directory", marks=DROPPED_FILE_BUG),
+    pytest.param(b"/", id="just-a-slash"),
+    pytest.param(b"\\", id="just-a-backslash"),
+    pytest.param(b"..", id="dot-dot"),
+    pytest.param(b".", id="dot"),
+    pytest.param(b"uploads/", id="a-directory"),
     pytest.param(b"....//....//x", id="dots-and-slashes"),
     pytest.param(b"a\x01b\x08c\x1b[31md\x7f.png", id="control-characters"),
     pytest.param(b"a\x00b.png", id="nul"),
@@ -1058,16 +997,6 @@ def test_file_name_that_injects_a_parameter_is_refused(client, records_url, unch
     unchanged()
 
 
-EMPTY_FILE_NAME_BUG = pytest.mark.xfail(
-    reason="BUG: a file part with an empty file name is read by Django as a plain field named "
-    "record_file, and refused with 400 'Files can only be sent as a part of a multipart form' "
-    "(records/validation.py), which is wrong for a multipart form: browsers send exactly this "
-    "for an optional file input left empty.",
-    strict=True,
-)
-
-
-@EMPTY_FILE_NAME_BUG
 def test_empty_file_part_with_an_empty_name_is_no_file(client, records_url, media_root):
     """What a browser sends for a file input left empty: a record without a file."""
     response = post_form(client, records_url, form(), [("record_file", b"", b"")])
@@ -1076,15 +1005,13 @@ def test_empty_file_part_with_an_empty_name_is_no_file(client, records_url, medi
     assert not stored_files(media_root)
 
 
-@EMPTY_FILE_NAME_BUG
-def test_file_with_an_empty_name_is_stored_under_a_default_name(
-    client, records_url, demo, media_root
-):
+def test_file_content_with_an_empty_name_is_400(client, records_url, unchanged):
+    """Django reads a part with filename="" as a text field, so its bytes cannot be kept as
+    they were sent: the client is told to name the file instead."""
     response = post_form(client, records_url, form(), [("record_file", b"", b"png bytes")])
-    assert response.status_code == 200, response.content
-    key = response.json()["record_file"]
-    assert key == f"model_records/{demo.id}/{response.json()['id']}/file"
-    assert stored_files(media_root) == [key]
+    body = assert_error(response, 400)
+    assert "record_file" in body["errors"]
+    unchanged()
 
 
 def test_empty_file_is_400_and_writes_nothing(client, records_url, unchanged):
@@ -1146,20 +1073,14 @@ def test_multipart_with_a_bad_boundary_is_refused(client, records_url, unchanged
     unchanged()
 
 
-TRUNCATED_FILE_BUG = pytest.mark.xfail(
-    reason="BUG: a form cut inside its last part (a file) is parsed by Django as if it ended "
-    "there and the cut file part is dropped: the record is written without its file (200) "
-    "instead of refusing the incomplete form.",
-    strict=True,
-)
 
 
 @pytest.mark.parametrize(
     "file_first, cut",
     [
         pytest.param(False, 1, id="closing-boundary"),
-        pytest.param(False, 30, id="inside-the-file", marks=TRUNCATED_FILE_BUG),
-        pytest.param(False, 200, id="inside-the-file-part-headers", marks=TRUNCATED_FILE_BUG),
+        pytest.param(False, 30, id="inside-the-file"),
+        pytest.param(False, 200, id="inside-the-file-part-headers"),
         pytest.param(True, 30, id="inside-the-last-field-after-the-file"),
     ],
 )
