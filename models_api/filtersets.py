@@ -16,12 +16,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Model, QuerySet
 from django.http import QueryDict
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
 from models_api.json_values import parse_json_text
 from models_api.models import Experiment, MLModel, Season, Site
 
 NAME_MAX_LENGTH = 255
+#: How a name appears in the OpenAPI schema (the filters below refuse anything else with 400).
+NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH}
 
 
 def check_query_params(params: QueryDict, filterset_class: type | None) -> None:
@@ -95,6 +98,7 @@ class ReferenceNameField(ReferenceNamesField):
     widget = forms.TextInput
 
 
+@extend_schema_field({"type": "array", "items": NAME_SCHEMA})
 class ReferenceNamesFilter(django_filters.Filter):
     """Keeps rows whose ``field_name`` points at one of the named rows (repeated keys)."""
 
@@ -108,6 +112,7 @@ class ReferenceNamesFilter(django_filters.Filter):
         return qs.distinct() if self.distinct else qs
 
 
+@extend_schema_field(NAME_SCHEMA)
 class ReferenceNameFilter(ReferenceNamesFilter):
     """The single-valued form of :class:`ReferenceNamesFilter`."""
 
@@ -137,8 +142,13 @@ class JSONContainsFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__contains": value})
 
 
-def name_filter(field_name: str) -> django_filters.CharFilter:
-    return django_filters.CharFilter(field_name=field_name, max_length=NAME_MAX_LENGTH)
+@extend_schema_field(NAME_SCHEMA)
+class NameFilter(django_filters.CharFilter):
+    """An exact match on a name (1 to 255 characters)."""
+
+
+def name_filter(field_name: str) -> NameFilter:
+    return NameFilter(field_name=field_name, max_length=NAME_MAX_LENGTH)
 
 
 class MLModelFilterSet(django_filters.FilterSet):

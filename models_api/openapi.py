@@ -85,13 +85,17 @@ _BODY_ERRORS = {
 
 
 def add_error_responses(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
-    """Postprocessing hook: path ids are UUIDs, and every operation lists the errors it may
-    answer, with the Error body.
+    """Postprocessing hook: path ids are UUIDs, request bodies take no other fields, and every
+    operation lists the errors it may answer, with the Error body.
 
     The routes match any text as an id (so that a malformed one is a JSON 404 rather than
     Django's), which would otherwise be documented as any string.
     """
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    # Request bodies refuse fields they do not name (400), as the contract says.
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component["additionalProperties"] = False
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):

@@ -68,7 +68,7 @@ class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
         summary="Experiments linked to the model (404 when none)",
         responses={200: ExperimentSerializer(many=True), 404: ErrorSerializer},
     )
-    @action(detail=True, methods=["get"], permission_model=Experiment)
+    @action(detail=True, methods=["get"], permission_model=Experiment, filter_backends=[])
     def experiments(self, request: Request, pk: str) -> Response:
         model = self.get_object()
         return self.list_response(model.experiments.all(), ExperimentSerializer)
@@ -83,7 +83,13 @@ class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
         summary="Create a run of the model",
         responses={200: ModelRunSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
     )
-    @action(detail=True, methods=["get", "post"], permission_model=ModelRun, serializer_class=ModelRunSerializer)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        permission_model=ModelRun,
+        serializer_class=ModelRunSerializer,
+        filter_backends=[],
+    )
     def runs(self, request: Request, pk: str) -> Response:
         """``GET``: the model's runs, oldest first. ``POST``: always creates a new run."""
         model = self.get_object()
@@ -109,7 +115,13 @@ class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
             409: ErrorSerializer,
         },
     )
-    @action(detail=True, methods=["get", "post"], permission_model=Dataset, serializer_class=DatasetSerializer)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        permission_model=Dataset,
+        serializer_class=DatasetSerializer,
+        filter_backends=[],
+    )
     def datasets(self, request: Request, pk: str) -> Response:
         """``GET``: datasets linked to the model. ``POST``: create one linked to it."""
         model = self.get_object()

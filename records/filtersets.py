@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from models_api.filtersets import ReferenceNameFilter, ReferenceNamesFilter
 from models_api.models import Dataset, Experiment, Season, Site
@@ -50,6 +52,7 @@ class TimestampField(forms.CharField):
             raise forms.ValidationError("%(reason)s", params={"reason": str(error)}) from None
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class TimestampFilter(django_filters.Filter):
     field_class = TimestampField
 

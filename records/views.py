@@ -14,7 +14,12 @@ from django.http import (
     StreamingHttpResponse,
 )
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -78,7 +83,12 @@ _stream_schema = {
         },
         responses={
             200: OpenApiResponse(
-                RecordSerializer, description="The record; for a bulk body an IngestResult."
+                PolymorphicProxySerializer(
+                    component_name="RecordOrIngestResult",
+                    serializers=[RecordSerializer, IngestResultSerializer],
+                    resource_type_field_name=None,
+                ),
+                description="The record; for an NDJSON (bulk) body, an IngestResult.",
             ),
             400: ErrorSerializer,
             404: ErrorSerializer,
@@ -89,6 +99,7 @@ _stream_schema = {
     ),
     filter_records=extend_schema(
         summary="Stream the model's records in a time window, filtered by lists of names",
+        filters=True,
         **_stream_schema,
     ),
 )

@@ -18,7 +18,7 @@ Checks, for every response:
 ``positive_data_acceptance`` is left out: the contract makes a request that names an unknown
 experiment, season or site a 400, a rule a schema cannot express, so schema-valid data is
 legitimately refused most of the time. The schema's own gaps that this check would have shown
-are pinned by the ``test_schema_*`` tests at the end (xfail, strict, naming each bug).
+are covered by the ``test_schema_*`` tests at the end.
 
 Data: the demo catalogue (``load_demo``) plus a few records (one with a file), a run and the
 datasets the records create. Generated path ids are swapped for real ones three times in four
@@ -26,9 +26,6 @@ datasets the records create. Generated path ids are swapped for real ones three 
 records and bulk bodies part of the time, so that requests reach real objects (200, 409) and
 bodies get validated instead of meeting a 404. Hypothesis draws these choices, so they are
 seeded and shrink with the case.
-
-Known bugs are dropped by ``filter_failure`` on exactly the responses they cause, each naming
-the strict xfail test that pins it.
 
 Database: every example runs inside a savepoint that is rolled back, so examples see the same
 seeded state (Hypothesis needs a failure to replay on the same state) and the test's own
@@ -56,10 +53,8 @@ from django.core.management import call_command
 from django.db import close_old_connections, transaction
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
-from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.meta import TestPhase
-from schemathesis.openapi.checks import JsonSchemaError
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from config.wsgi import application
@@ -374,49 +369,6 @@ def apply_edits(case) -> None:
                 meta._initial_containers[location] = dict(value)
 
 
-# --- Known bugs: failures dropped precisely, each pinned by an xfail test below --------------
-
-
-@schema.hook
-def filter_failure(context, failure, case, response) -> bool:
-    """False drops the failure. Only the bugs named here, on the exact responses they cause."""
-    if (
-        # BUG (test_schema_documents_the_bulk_ingest_answer): a bulk body answers
-        # IngestResult, the schema documents only Record.
-        isinstance(failure, JsonSchemaError)
-        and case.operation.path == RECORDS_PATH
-        and case.media_type == NDJSON
-        and response.status_code == 200
-    ):
-        return False
-    if (
-        # BUG (test_schema_documents_record_stream_name_filters_as_names): the name filters are
-        # documented as UUIDs, so a name that is not one counts as invalid; an unknown dataset
-        # name rightly matches nothing (200, empty stream).
-        isinstance(failure, AcceptedNegativeData)
-        and case.operation.path == RECORDS_PATH
-        and case.method.upper() == "GET"
-        and response.status_code == 200
-        and _negated_parameters(case)
-        and _negated_parameters(case)
-        <= {"experiment_name", "season_name", "site_name", "dataset_name"}
-    ):
-        return False
-    return True
-
-
-def _negated_parameters(case) -> set[str]:
-    data = case.meta.phase.data if case.meta is not None else None
-    names = {
-        mutation.parameter
-        for mutation in getattr(data, "mutations", ())
-        if getattr(mutation, "parameter", None)
-    }
-    if getattr(data, "parameter", None):
-        names.add(data.parameter)
-    return names
-
-
 # --- The contract's checks -------------------------------------------------------------------
 
 
@@ -681,12 +633,6 @@ def _request_components() -> dict[str, dict]:
     return {name: RAW_SCHEMA["components"]["schemas"][name] for name in sorted(names)}
 
 
-@pytest.mark.xfail(
-    reason="BUG: the record window stream documents none of its query parameters "
-    "(start_timestamp, end_timestamp, *_names): drf-spectacular only describes filtersets "
-    "of list actions; records/views.py filter_records needs explicit OpenApiParameters.",
-    strict=True,
-)
 def test_schema_documents_the_record_window_filters():
     parameters = _query_parameters(RECORDS_PATH + "filter/")
     assert {
@@ -701,11 +647,6 @@ def test_schema_documents_the_record_window_filters():
     assert parameters["site_names"].get("type") == "array"
 
 
-@pytest.mark.xfail(
-    reason="BUG: the record stream's name filters are documented as UUIDs (format: uuid, "
-    "taken from the filter's field_name experiment_id etc.), but they take names.",
-    strict=True,
-)
 def test_schema_documents_record_stream_name_filters_as_names():
     parameters = _query_parameters(RECORDS_PATH)
     for name in ("experiment_name", "season_name", "site_name", "dataset_name"):
@@ -714,43 +655,22 @@ def test_schema_documents_record_stream_name_filters_as_names():
         ), (name, parameters[name])
 
 
-@pytest.mark.xfail(
-    reason="BUG: GET /api/models/id/{id}/experiments documents the model search filters "
-    "(model_name, model_url, model_info, experiment_name) but answers 400 'Unknown query "
-    "parameter' to each: the action inherits MLModelViewSet.filterset_class in the schema.",
-    strict=True,
-)
 def test_schema_documents_no_query_parameters_on_model_experiments():
     assert _query_parameters("/api/models/id/{id}/experiments/") == {}
 
 
-@pytest.mark.xfail(
-    reason="BUG: a bulk (NDJSON) POST to /records answers IngestResult, but the 200 response "
-    "documents only Record (and IngestResult is not even a component).",
-    strict=True,
-)
 def test_schema_documents_the_bulk_ingest_answer():
     content = _operation(RECORDS_PATH, "post")["responses"]["200"]["content"]["application/json"]
     text = json.dumps(content["schema"])
     assert "IngestResult" in text
 
 
-@pytest.mark.xfail(
-    reason="BUG: request bodies do not declare additionalProperties: false, though the "
-    "contract (and the service) reject unknown fields with 400.",
-    strict=True,
-)
 def test_schema_request_bodies_forbid_unknown_fields():
     for name, component in _request_components().items():
         if component.get("type") == "object":
             assert component.get("additionalProperties") is False, name
 
 
-@pytest.mark.xfail(
-    reason="BUG: name query parameters are documented as any string, but the service answers "
-    "400 to an empty value or one over 255 characters (minLength 1 / maxLength 255 missing).",
-    strict=True,
-)
 def test_schema_name_query_parameters_have_their_length_limits():
     for path, operations in RAW_SCHEMA["paths"].items():
         if "get" not in operations:
