@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 from django.core.exceptions import EmptyResultSet
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F, QuerySet
 
 from models_api import json_values
@@ -105,7 +105,10 @@ def _postgres_lines(queryset: QuerySet) -> Iterator[bytes]:
     # always escaped in JSON): COPY then passes each line through untouched.
     copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
     connection = connections[queryset.db]
-    with connection.cursor() as cursor:
+    with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
+        # Memoize caches the lookups of the few names, but costs more per row than the plain
+        # primary-key lookups it saves (measured: a fifth of the whole query's time).
+        cursor.execute("SET LOCAL enable_memoize = off")
         buffer = bytearray()
         with cursor.cursor.copy(copy_sql, params) as copy:
             for block in copy:
