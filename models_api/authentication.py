@@ -1,9 +1,12 @@
-"""Token authentication that reads the token and its user in one plain query.
+"""Token authentication that reads the token, its user and the user's permissions in one
+plain query.
 
 DRF's TokenAuthentication queries whatever follows ``Token``; a key holding a NUL character
 then fails inside PostgreSQL with a 500. Keys are 40 hexadecimal characters, so anything else
-is an invalid token (401) without a query. Every API request authenticates, so the lookup is a
-raw query: composing the same join with the ORM costs more CPU than most endpoints' own work.
+is an invalid token (401) without a query. Every API request authenticates and then checks a
+permission, so the lookup is a raw query that brings the permissions along (where Django's
+ModelBackend caches them): composing the same joins with the ORM, or asking for the
+permissions in a second round trip, costs more than most endpoints' own work.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth import get_user_model
+from django.db import connections, router
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
+
+from models_api.auth_backends import cache_permissions, granted_permissions_sql
 
 _KEY = re.compile(r"[0-9a-f]{40}")
 
@@ -22,9 +28,12 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not _KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
         user_model = get_user_model()
+        vendor = connections[router.db_for_read(user_model)].vendor
+        user_id = f"u.{user_model._meta.pk.column}"
         users = user_model.objects.raw(
-            f"SELECT u.* FROM {user_model._meta.db_table} u "
-            f"JOIN {Token._meta.db_table} t ON t.user_id = u.{user_model._meta.pk.column} "
+            f"SELECT u.*, {granted_permissions_sql(user_id, vendor)} AS granted_permissions "
+            f"FROM {user_model._meta.db_table} u "
+            f"JOIN {Token._meta.db_table} t ON t.user_id = {user_id} "
             "WHERE t.key = %s",
             [key],
         )
@@ -33,4 +42,5 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        cache_permissions(user, user.granted_permissions)
         return user, Token(key=key, user=user)

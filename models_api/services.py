@@ -233,12 +233,16 @@ def link(
     model_datasets: set[tuple[Any, Any]] = frozenset(),
     dataset_experiments: set[tuple[Any, Any]] = frozenset(),
     site_experiments: set[tuple[Any, Any]] = frozenset(),
-) -> None:
+    then: tuple[str, list[Any]] | None = None,
+) -> list[tuple]:
     """Add the links (pairs of ids) that do not exist yet.
 
     On PostgreSQL one statement adds all four kinds (data-modifying CTEs, each ``ON CONFLICT
     DO NOTHING``): adding a record links four pairs, and a round trip per kind would be most
-    of the cost of a single-record POST. Elsewhere, one ``bulk_create`` per kind.
+    of the cost of a single-record POST. ``then`` (SQL and parameters), when given, is that
+    statement's main part and its rows are returned: the caller's own write shares the round
+    trip and, being one statement, commits or fails with the links. Elsewhere, one
+    ``bulk_create`` per kind, then ``then`` (call it inside a transaction there).
     """
     kinds = [
         (MLModel.experiments.through, "mlmodel_id", "experiment_id", model_experiments),
@@ -247,15 +251,13 @@ def link(
         (Site.experiments.through, "site_id", "experiment_id", site_experiments),
     ]
     kinds = [kind for kind in kinds if kind[3]]
-    if not kinds:
-        return
     connection = connections[router.db_for_write(MLModel)]
     if connection.vendor != "postgresql":
         for through, left, right, pairs in kinds:
             through.objects.bulk_create(
                 [through(**{left: a, right: b}) for a, b in pairs], ignore_conflicts=True
             )
-        return
+        return _execute(connection, *then) if then else []
     statements, params = [], []
     for through, left, right, pairs in kinds:
         rows = ", ".join(["(%s, %s)"] * len(pairs))
@@ -264,7 +266,17 @@ def link(
             "ON CONFLICT DO NOTHING"
         )
         params.extend(value for pair in pairs for value in pair)
+    if then:
+        statements.append(then[0])
+        params.extend(then[1])
+    if not statements:
+        return []
     *first, last = statements
     ctes = ", ".join(f"link_{n} AS ({statement})" for n, statement in enumerate(first))
+    return _execute(connection, f"WITH {ctes} {last}" if ctes else last, params)
+
+
+def _execute(connection, sql: str, params: list[Any]) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {ctes} {last}" if ctes else last, params)
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []

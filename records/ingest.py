@@ -30,11 +30,11 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from models_api import json_values
-from models_api.exceptions import Conflict, InvalidInput
+from models_api.exceptions import InvalidInput
 from models_api.ids import new_id
 from models_api.models import MLModel
 from records.models import ModelRecord
-from records.services import ReferenceResolver, link_references
+from records.services import ReferenceResolver, link_references, reference_deleted
 from records.validation import RecordInput, RecordInvalid, parse_record
 
 #: Bad lines listed in an answer; the detail gives the total.
@@ -310,8 +310,5 @@ def ingest_records(*, model: MLModel, records: Iterable[ParsedLine]) -> IngestRe
             link_references(model, links)
     except IntegrityError:
         # A foreign key checked at commit: something the lines name was deleted meanwhile.
-        raise Conflict(
-            "An experiment, season, site or dataset these records name was deleted while they "
-            "were written; nothing was written. Please try again."
-        ) from None
+        raise reference_deleted() from None
     return IngestResult(created=created, skipped_existing=total - created)

@@ -14,6 +14,7 @@ The rules of the contract that cross several rows live here:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 
 from models_api import services as catalogue
 from models_api.exceptions import Conflict
@@ -171,6 +172,15 @@ def _duplicate(existing_id: uuid.UUID) -> Conflict:
     )
 
 
+def reference_deleted() -> Conflict:
+    """A foreign key failed as the rows were written: a reference resolved a moment before was
+    deleted meanwhile (a race with a curator). Nothing was written; retrying answers 400."""
+    return Conflict(
+        "An experiment, season, site or dataset named here was deleted while the records were "
+        "written; nothing was written. Please try again."
+    )
+
+
 def _dataset_id(name: str, collection_date: datetime.date) -> uuid.UUID:
     dataset, _ = Dataset.objects.get_or_create(
         dataset_name=name, defaults={"collection_date": collection_date}
@@ -178,8 +188,14 @@ def _dataset_id(name: str, collection_date: datetime.date) -> uuid.UUID:
     return dataset.id
 
 
-def link_references(model: MLModel, rows: Iterable[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> None:
-    """Links for records given as (experiment_id, site_id, dataset_id) triples."""
+def link_references(
+    model: MLModel,
+    rows: Iterable[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
+    *,
+    then: tuple[str, list[Any]] | None = None,
+) -> list[tuple]:
+    """Links for records given as (experiment_id, site_id, dataset_id) triples; ``then`` as
+    in :func:`models_api.services.link`."""
     model_experiments, model_datasets, dataset_experiments, site_experiments = (
         set(), set(), set(), set()
     )
@@ -188,19 +204,23 @@ def link_references(model: MLModel, rows: Iterable[tuple[uuid.UUID, uuid.UUID, u
         model_datasets.add((model.id, dataset_id))
         dataset_experiments.add((dataset_id, experiment_id))
         site_experiments.add((site_id, experiment_id))
-    catalogue.link(
+    return catalogue.link(
         model_experiments=model_experiments,
         model_datasets=model_datasets,
         dataset_experiments=dataset_experiments,
         site_experiments=site_experiments,
+        then=then,
     )
 
 
-def _insert_unless_duplicate(record: ModelRecord) -> bool:
-    """INSERT the record's row unless its unique key exists; whether it was inserted.
+def _insert_linked(model: MLModel, record: ModelRecord) -> bool:
+    """INSERT the record's row unless its unique key exists, and link its references; whether
+    it was inserted.
 
-    One statement (``ON CONFLICT DO NOTHING RETURNING``), where ``save()`` would need a
-    savepoint to survive the unique violation of a repeat.
+    ``ON CONFLICT DO NOTHING RETURNING``, where ``save()`` would need a savepoint to survive
+    the unique violation of a repeat. On PostgreSQL the links and the row are one statement,
+    so one round trip that needs no transaction of its own. A repeat links too: its links
+    exist already, unless a curator removed one, which the repeat then restores.
     """
     connection = connections[router.db_for_write(ModelRecord)]
     fields = ModelRecord._meta.concrete_fields
@@ -212,9 +232,8 @@ def _insert_unless_duplicate(record: ModelRecord) -> bool:
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
         f"ON CONFLICT DO NOTHING RETURNING {quote(ModelRecord._meta.pk.column)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        return cursor.fetchone() is not None
+    links = [(record.experiment_id, record.site_id, record.dataset_id)]
+    return bool(link_references(model, links, then=(sql, values)))
 
 
 def add_record(
@@ -248,15 +267,21 @@ def add_record(
             storage.record_file_key(model_id=model.id, record_id=created.id, client_name=upload.name),
             upload,
         )
+    # One statement needs no transaction; creating the dataset first, or linking with
+    # separate statements (SQLite), does.
+    one_statement = (
+        refs.dataset_id is not None
+        and connections[router.db_for_write(ModelRecord)].vendor == "postgresql"
+    )
     try:
-        with transaction.atomic():
+        with contextlib.nullcontext() if one_statement else transaction.atomic():
             created.dataset_id = refs.dataset_id or _dataset_id(refs.dataset_name, record.collection_date)
-            inserted = _insert_unless_duplicate(created)
-            if inserted:
-                link_references(model, [(refs.experiment_id, refs.site_id, created.dataset_id)])
-    except BaseException:
+            inserted = _insert_linked(model, created)
+    except BaseException as error:
         if created.record_file:
             storage.delete_files([created.record_file])
+        if isinstance(error, IntegrityError):
+            raise reference_deleted() from None
         raise
     if not inserted:
         if created.record_file:

@@ -398,6 +398,28 @@ def test_permissions_through_a_group_count(db, model):
     assert client_for(user).get("/api/models/all").status_code == 200
 
 
+def test_permissions_read_with_the_token_follow_grants_and_revocations_at_once(db, model):
+    """The token's query brings the user's permissions along; nothing is kept between
+    requests, so a grant or a revocation (own or through a group) counts from the next one."""
+    from django.contrib.auth.models import Group
+
+    user = make_user("changing")
+    client = client_for(user)
+    assert_error(client.get("/api/models/all"), 403)
+    view = Permission.objects.get(codename="view_mlmodel")
+    user.user_permissions.add(view)
+    assert client.get("/api/models/all").status_code == 200
+    user.user_permissions.remove(view)
+    assert_error(client.get("/api/models/all"), 403)
+    group = Group.objects.create(name="readers")
+    group.permissions.add(view, Permission.objects.get(codename="add_site"))
+    user.groups.add(group)
+    assert client.get("/api/models/all").status_code == 200
+    assert client.post("/api/sites", {"site_name": "Site G"}, format="json").status_code == 200
+    group.permissions.remove(view)
+    assert_error(client.get("/api/models/all"), 403)
+
+
 def test_superuser_may_do_everything(db, model):
     user = get_user_model().objects.create_superuser("root", password=None)
     client = client_for(user)
