@@ -33,7 +33,9 @@ class Env:
             return True
         if lowered in _FALSE:
             return False
-        raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}.")
+        raise ImproperlyConfigured(
+            f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}."
+        )
 
     def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
         value = self.environ.get(name)

@@ -96,7 +96,9 @@ def loads(text: bytes | str) -> Any:
         json.dumps(value, ensure_ascii=False).encode()
         return value
     except UnicodeEncodeError:
-        raise JSONDecodeError("a string holds a lone surrogate, which is not valid Unicode") from None
+        raise JSONDecodeError(
+            "a string holds a lone surrogate, which is not valid Unicode"
+        ) from None
     except UnicodeDecodeError:
         raise JSONDecodeError("str is not valid UTF-8") from None
     except json.JSONDecodeError as error:

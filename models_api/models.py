@@ -69,9 +69,10 @@ class Season(TimestampedModel):
 
 class Site(TimestampedModel):
     site_name = models.CharField(max_length=255)
-    site_city = models.CharField(max_length=255, null=True, blank=True)
-    site_state = models.CharField(max_length=255, null=True, blank=True)
-    site_country = models.CharField(max_length=255, null=True, blank=True)
+    # Nullable on purpose: the API accepts and returns null for "not given" (DJ001).
+    site_city = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    site_state = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    site_country = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     site_info = models.JSONField(default=dict, blank=True)
     experiments = models.ManyToManyField(Experiment, related_name="sites", blank=True)
 
@@ -103,7 +104,8 @@ class MLModel(TimestampedModel):
     """A machine-learning model (named ``MLModel`` so that it never reads as Django's Model)."""
 
     model_name = models.CharField(max_length=255)
-    model_url = models.CharField(max_length=2048, null=True, blank=True)
+    # Nullable on purpose: the API accepts and returns null for "no URL" (DJ001).
+    model_url = models.CharField(max_length=2048, null=True, blank=True)  # noqa: DJ001
     model_info = models.JSONField(default=dict, blank=True)
     experiments = models.ManyToManyField(Experiment, related_name="models", blank=True)
     datasets = models.ManyToManyField(Dataset, related_name="models", blank=True)

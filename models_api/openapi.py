@@ -97,7 +97,7 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
         if name.endswith("Request") and component.get("type") == "object":
             component["additionalProperties"] = False
     for path, operations in result.get("paths", {}).items():
-        for method, operation in operations.items():
+        for _method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path":
                     parameter["schema"] = {"type": "string", "format": "uuid"}

@@ -30,7 +30,9 @@ def declared_length(parser_context: dict[str, Any] | None) -> int | None:
         raise ParseError("The Content-Length header is not a number.") from None
 
 
-def read_limited(stream: IO[bytes] | None, parser_context: dict[str, Any] | None, limit: int) -> bytes:
+def read_limited(
+    stream: IO[bytes] | None, parser_context: dict[str, Any] | None, limit: int
+) -> bytes:
     """Read the whole body, refusing (413) one larger than ``limit`` bytes before reading it."""
     too_large = f"The request body is larger than the limit of {limit:,} bytes."
     length = declared_length(parser_context)

@@ -1,8 +1,9 @@
 """Guards that answer before any view: NUL characters in query parameters, chunked bodies
 without a length, and writes over plain HTTP when HTTPS is required.
 
-About NUL characters: PostgreSQL cannot store or compare text holding NUL: a query parameter with one would make
-any view that filters on it (the admin's list filters and autocomplete too) fail with a 500.
+About NUL characters: PostgreSQL cannot store or compare text holding NUL: a query parameter
+with one would make any view that filters on it (the admin's list filters and autocomplete too)
+fail with a 500.
 The API's own fields refuse NUL with a field error; this catches what no form sees. (Tokens
 and session cookies are checked by ``models_api.authentication`` and ``models_api.sessions``.)
 """
@@ -82,7 +83,12 @@ class LengthRequiredMiddleware:
         chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
         if chunked and not request.META.get("CONTENT_LENGTH"):
             return JsonResponse(
-                {"detail": "Send the body with a Content-Length header (chunked bodies are not read)."},
+                {
+                    "detail": (
+                        "Send the body with a Content-Length header "
+                        "(chunked bodies are not read)."
+                    )
+                },
                 status=411,
             )
         return self.get_response(request)

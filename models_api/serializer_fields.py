@@ -37,7 +37,8 @@ class NameField(TextField):
 
 
 class URLField(TextField):
-    """An absolute URL of any scheme (``https://``, ``s3://``, ``hf://``...), at most 2,048 characters."""
+    """An absolute URL of any scheme (``https://``, ``s3://``, ``hf://``...), at most 2,048
+    characters."""
 
     default_error_messages = {"invalid": "Enter an absolute URL such as https://example.org/model.pt."}
 
@@ -45,7 +46,9 @@ class URLField(TextField):
         kwargs.setdefault("max_length", URL_MAX_LENGTH)
         super().__init__(**kwargs)
         self.validators.append(
-            RegexValidator(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$", message=self.error_messages["invalid"])
+            RegexValidator(
+                r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$", message=self.error_messages["invalid"]
+            )
         )
 
 
@@ -66,7 +69,9 @@ class JSONValueField(serializers.JSONField):
 class JSONObjectField(JSONValueField):
     """A JSON object (``*_info`` fields)."""
 
-    default_error_messages = {"not_an_object": "Give a JSON object, such as {{\"key\": \"value\"}}."}
+    default_error_messages = {
+        "not_an_object": "Give a JSON object, such as {{\"key\": \"value\"}}."
+    }
 
     def to_internal_value(self, data: Any) -> dict:
         value = super().to_internal_value(data)

@@ -34,7 +34,7 @@ import orjson
 from django.conf import settings
 from django.db import connection
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 START = datetime.datetime(2025, 1, 1, tzinfo=UTC)
 SITES = 10
 DAYS = 100
@@ -135,7 +135,10 @@ def record_line(n: int, total: int) -> dict:
 
 def ndjson_bodies(total: int, per_body: int) -> Iterator[bytes]:
     for start in range(0, total, per_body):
-        yield b"\n".join(orjson.dumps(record_line(n, total)) for n in range(start, min(total, start + per_body)))
+        yield b"\n".join(
+            orjson.dumps(record_line(n, total))
+            for n in range(start, min(total, start + per_body))
+        )
 
 
 def post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
@@ -233,7 +236,9 @@ def concurrent_posts(port: int, path: str, headers: dict, clients: int, seconds:
         mine, bad = [], {}
         while time.perf_counter() < stop_at:
             body = record_line(0, 1)
-            body["timestamp"] = (START + datetime.timedelta(days=400, seconds=number * 10_000_000 + sequence)).isoformat()
+            body["timestamp"] = (
+                START + datetime.timedelta(days=400, seconds=number * 10_000_000 + sequence)
+            ).isoformat()
             sequence += 1
             started = time.perf_counter()
             try:

@@ -24,7 +24,9 @@ class RecordFilterSet(django_filters.FilterSet):
     experiment_name = ReferenceNameFilter(
         field_name="experiment_id", model=Experiment, name_field="experiment_name"
     )
-    season_name = ReferenceNameFilter(field_name="season_id", model=Season, name_field="season_name")
+    season_name = ReferenceNameFilter(
+        field_name="season_id", model=Season, name_field="season_name"
+    )
     site_name = ReferenceNameFilter(field_name="site_id", model=Site, name_field="site_name")
     dataset_name = ReferenceNameFilter(
         field_name="dataset_id", model=Dataset, name_field="dataset_name", must_exist=False

@@ -53,7 +53,8 @@ class ModelRecord(models.Model):
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="records")
     model_data = models.JSONField()
     #: The key of the record's file in the configured storage, or null.
-    record_file = models.CharField(max_length=1024, null=True, blank=True)
+    #: NULL means "no file" (queries use ``record_file=None``), so null=True is intended.
+    record_file = models.CharField(max_length=1024, null=True, blank=True)  # noqa: DJ001
     record_info = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -75,7 +75,9 @@ class LimitedMultiPartParser(parsers.MultiPartParser):
         boundary = parse_header_parameters(media_type or "")[1].get("boundary", "")
         watcher = _FormWatcher(stream, boundary.encode("ascii", "replace"))
         try:
-            data, files = _RecordFormParser(meta, watcher, request.upload_handlers, encoding).parse()
+            data, files = _RecordFormParser(
+                meta, watcher, request.upload_handlers, encoding
+            ).parse()
         except MultiPartParserError as error:
             raise ParseError(f"The form could not be read: {error}") from None
         read = sum(len(values) for _, values in data.lists())

@@ -33,7 +33,9 @@ class RecordSerializer(serializers.Serializer):
     season_name = serializers.CharField()
     site_id = serializers.UUIDField()
     site_name = serializers.CharField()
-    record_file = serializers.CharField(allow_null=True, help_text="Storage key of the file, or null.")
+    record_file = serializers.CharField(
+        allow_null=True, help_text="Storage key of the file, or null."
+    )
     record_info = JSONObjectField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

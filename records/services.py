@@ -140,7 +140,9 @@ class ReferenceResolver:
             raise RecordInvalid(errors)
         dataset_id = self._datasets[dataset_name]
         if dataset_id is None and create_dataset:
-            dataset_id = self._datasets[dataset_name] = _dataset_id(dataset_name, record.collection_date)
+            dataset_id = self._datasets[dataset_name] = _dataset_id(
+                dataset_name, record.collection_date
+            )
         return References(experiment_id, season_id, site_id, dataset_name, dataset_id)
 
 
@@ -154,7 +156,13 @@ def _existing_record_id(model: MLModel, record: RecordInput, refs: References) -
     """
     if refs.dataset_id is None:
         return None
-    key = (record.collection_date, refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
+    key = (
+        record.collection_date,
+        refs.dataset_id,
+        refs.experiment_id,
+        refs.season_id,
+        refs.site_id,
+    )
     candidates = ModelRecord.objects.filter(model=model, timestamp=record.timestamp).values_list(
         "id", "collection_date", "dataset_id", "experiment_id", "season_id", "site_id"
     )
@@ -264,7 +272,9 @@ def add_record(
     )
     if upload is not None:
         created.record_file = storage.store_file(
-            storage.record_file_key(model_id=model.id, record_id=created.id, client_name=upload.name),
+            storage.record_file_key(
+                model_id=model.id, record_id=created.id, client_name=upload.name
+            ),
             upload,
         )
     # One statement needs no transaction; creating the dataset first, or linking with
@@ -275,7 +285,9 @@ def add_record(
     )
     try:
         with contextlib.nullcontext() if one_statement else transaction.atomic():
-            created.dataset_id = refs.dataset_id or _dataset_id(refs.dataset_name, record.collection_date)
+            created.dataset_id = refs.dataset_id or _dataset_id(
+                refs.dataset_name, record.collection_date
+            )
             inserted = _insert_linked(model, created)
     except BaseException as error:
         if created.record_file:

@@ -45,7 +45,7 @@ _TIMESTAMP = re.compile(
     r"(?:Z|[+-]\d{2}(?::?\d{2})?)?",
     re.ASCII,
 )
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 class RecordInvalid(ValidationError):
@@ -57,7 +57,11 @@ class RecordInvalid(ValidationError):
 
     def lines(self) -> list[str]:
         """The errors as ``field: message`` lines (for a bulk line's report)."""
-        return [f"{field}: {message}" for field, messages in self.errors.items() for message in messages]
+        return [
+            f"{field}: {message}"
+            for field, messages in self.errors.items()
+            for message in messages
+        ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,7 +150,9 @@ class ModelRecordsViewSet(ContractViewSet):
 
 
 @extend_schema_view(
-    retrieve=extend_schema(summary="One record", responses={200: RecordSerializer, 404: ErrorSerializer}),
+    retrieve=extend_schema(
+        summary="One record", responses={200: RecordSerializer, 404: ErrorSerializer}
+    ),
     partial_update=extend_schema(
         summary="Replace a record's model_data and/or record_info",
         request=RecordUpdateSerializer,
@@ -192,7 +194,9 @@ class RecordViewSet(UpdateMixin, DestroyMixin, ContractViewSet):
         record = self.get_object()
         if not record.record_file:
             raise NotFound("This record has no file.")
-        url = storage.download_url(record.record_file, build_absolute_uri=request.build_absolute_uri)
+        url = storage.download_url(
+            record.record_file, build_absolute_uri=request.build_absolute_uri
+        )
         return Response(status=307, headers={"Location": url})
 
 

@@ -15,12 +15,11 @@ import botocore.config
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from moto.server import ThreadedMotoServer
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from models_api.models import MLModel
-
 from tests.factories import ExperimentFactory, MLModelFactory, SeasonFactory, SiteFactory
 
 

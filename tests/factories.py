@@ -65,7 +65,7 @@ class ModelRecordFactory(factory.django.DjangoModelFactory):
     site = factory.SubFactory(SiteFactory)
     dataset = factory.SubFactory(DatasetFactory)
     timestamp = factory.Sequence(
-        lambda n: datetime.datetime(2024, 6, 1, tzinfo=datetime.timezone.utc)
+        lambda n: datetime.datetime(2024, 6, 1, tzinfo=datetime.UTC)
         + datetime.timedelta(minutes=n)
     )
     collection_date = factory.LazyAttribute(lambda r: r.timestamp.date())

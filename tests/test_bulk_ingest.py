@@ -39,7 +39,10 @@ def test_bulk_creates_every_line(api, demo):
 
 
 def test_bulk_is_idempotent_and_skips_repeats_within_the_body(api, demo):
-    assert post_bulk(api, demo, ndjson(nth(0), nth(1))).json() == {"created": 2, "skipped_existing": 0}
+    assert post_bulk(api, demo, ndjson(nth(0), nth(1))).json() == {
+        "created": 2,
+        "skipped_existing": 0,
+    }
     response = post_bulk(api, demo, ndjson(nth(0), nth(1), nth(2), nth(2)))
     assert response.json() == {"created": 1, "skipped_existing": 3}
     assert ModelRecord.objects.count() == 3
@@ -138,7 +141,8 @@ def test_bulk_needs_the_add_record_permission(reader, demo):
 def test_names_are_resolved_once_per_request_not_per_line(api, demo, django_assert_max_num_queries):
     post_bulk(api, demo, ndjson(nth(0)))  # dataset created
     lines = 1999
-    # PostgreSQL: one COPY whatever the count; SQLite: one INSERT per 76 rows (its 999-parameter limit)
+    # PostgreSQL: one COPY whatever the count;
+    # SQLite: one INSERT per 76 rows (its 999-parameter limit)
     inserts = 1 if connection.vendor == "postgresql" else math.ceil(lines / (999 // 13))
     with django_assert_max_num_queries(20 + inserts):
         response = post_bulk(api, demo, ndjson(*(nth(n) for n in range(1, lines + 1))))

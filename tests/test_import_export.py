@@ -728,13 +728,31 @@ def test_an_ndjson_export_imports_as_it_is(demo, tmp_path):
             for n in range(5)
         )
     )
-    call_command("import_records", "Model A", str(source), stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "import_records", "Model A", str(source), stdout=io.StringIO(), stderr=io.StringIO()
+    )
     exported = tmp_path / "out.ndjson"
-    call_command("export_records", "Model A", "-o", str(exported), stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "export_records",
+        "Model A",
+        "-o",
+        str(exported),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
     ModelRecord.objects.all().delete()
-    call_command("import_records", "Model A", str(exported), stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "import_records", "Model A", str(exported), stdout=io.StringIO(), stderr=io.StringIO()
+    )
     again = tmp_path / "again.ndjson"
-    call_command("export_records", "Model A", "-o", str(again), stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "export_records",
+        "Model A",
+        "-o",
+        str(again),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
 
     def content(path):
         keep = ("timestamp", "collection_date", "model_data", "dataset_name", "experiment_name",

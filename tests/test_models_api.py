@@ -82,13 +82,19 @@ def test_create_model_with_unknown_experiment_is_400_naming_it(api):
         pytest.param({"model_name": 5}, "model_name", id="name-a-number"),
         pytest.param({"model_name": ["a"]}, "model_name", id="name-a-list"),
         pytest.param({"model_name": "a", "model_url": "not a url"}, "model_url", id="bad-url"),
-        pytest.param({"model_name": "a", "model_url": "https://x.org/" + "a" * 2040}, "model_url", id="url-too-long"),
+        pytest.param(
+            {"model_name": "a", "model_url": "https://x.org/" + "a" * 2040},
+            "model_url",
+            id="url-too-long",
+        ),
         pytest.param({"model_name": "a", "model_info": [1]}, "model_info", id="info-not-object"),
         pytest.param({"model_name": "a", "model_info": "{}"}, "model_info", id="info-string"),
         pytest.param({"model_name": "a", "colour": "red"}, "colour", id="unknown-field"),
         pytest.param({"model_name": "a", "id": str(uuid.uuid4())}, "id", id="read-only-field"),
         pytest.param({"model_name": "a\x00b"}, "model_name", id="nul-in-name"),
-        pytest.param({"model_name": "a", "model_info": {"k": "a\x00"}}, "model_info", id="nul-in-json"),
+        pytest.param(
+            {"model_name": "a", "model_info": {"k": "a\x00"}}, "model_info", id="nul-in-json"
+        ),
     ],
 )
 def test_create_model_bad_input_is_400(api, body, field):
@@ -123,7 +129,9 @@ def test_search_no_match_is_404(api, model):
 
 
 def test_search_by_model_info_containment(api):
-    MLModelFactory(model_name="a", model_info={"task": "detect", "classes": ["weed", "crop"], "n": 1})
+    MLModelFactory(
+        model_name="a", model_info={"task": "detect", "classes": ["weed", "crop"], "n": 1}
+    )
     MLModelFactory(model_name="b", model_info={"task": "segment"})
     found = api.get("/api/models", {"model_info": '{"task": "detect"}'}).json()
     assert [m["model_name"] for m in found] == ["a"]
@@ -232,7 +240,9 @@ def test_model_experiments_empty_is_404(api):
 
 def test_runs_created_and_listed_oldest_first(api, model):
     first = api.post(f"/api/models/id/{model.id}/runs", {"model_run_info": {"n": 1}}, format="json")
-    second = api.post(f"/api/models/id/{model.id}/runs", {"model_run_info": {"n": 1}}, format="json")
+    second = api.post(
+        f"/api/models/id/{model.id}/runs", {"model_run_info": {"n": 1}}, format="json"
+    )
     assert first.status_code == second.status_code == 200
     assert first.json()["id"] != second.json()["id"]
     assert first.json()["model_id"] == str(model.id)
@@ -263,7 +273,14 @@ def test_create_dataset_links_model_and_experiment(api, model):
     )
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"id", "dataset_name", "dataset_info", "collection_date", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "dataset_name",
+        "dataset_info",
+        "collection_date",
+        "created_at",
+        "updated_at",
+    }
     assert body["collection_date"] == "2024-06-01"
     dataset = Dataset.objects.get(pk=body["id"])
     assert list(dataset.models.all()) == [model]
@@ -277,10 +294,24 @@ def test_create_dataset_links_model_and_experiment(api, model):
     "body, field",
     [
         pytest.param({}, "dataset_name", id="missing-name"),
-        pytest.param({"dataset_name": "d", "collection_date": "2024-13-01"}, "collection_date", id="bad-date"),
-        pytest.param({"dataset_name": "d", "collection_date": "2024-06-01T10:00:00Z"}, "collection_date", id="datetime-not-date"),
-        pytest.param({"dataset_name": "d", "experiment_name": "Nope"}, "experiment_name", id="unknown-experiment"),
-        pytest.param({"dataset_name": "d", "dataset_info": []}, "dataset_info", id="info-not-object"),
+        pytest.param(
+            {"dataset_name": "d", "collection_date": "2024-13-01"},
+            "collection_date",
+            id="bad-date",
+        ),
+        pytest.param(
+            {"dataset_name": "d", "collection_date": "2024-06-01T10:00:00Z"},
+            "collection_date",
+            id="datetime-not-date",
+        ),
+        pytest.param(
+            {"dataset_name": "d", "experiment_name": "Nope"},
+            "experiment_name",
+            id="unknown-experiment",
+        ),
+        pytest.param(
+            {"dataset_name": "d", "dataset_info": []}, "dataset_info", id="info-not-object"
+        ),
     ],
 )
 def test_create_dataset_bad_input_is_400(api, model, body, field):
@@ -302,7 +333,7 @@ def test_datasets_empty_is_404(api, model):
 
 
 def test_list_endpoints_query_counts_are_fixed(api, django_assert_max_num_queries):
-    for n in range(20):
+    for _n in range(20):
         model = MLModelFactory()
         ModelRunFactory(model=model)
     # token lookup + permissions + the list itself: the count does not grow with the rows

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from models_api.models import Dataset
 from records.models import ModelRecord
@@ -91,7 +91,11 @@ def test_tampered_local_link_is_403(api, anonymous, demo):
     token = path.rsplit("/", 1)[1]
     payload, _, signature = token.partition(":")
     forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + ":" + signature
-    for bad in (path.rsplit("/", 1)[0] + "/" + forged, path + "x", "/api/models/records/files/garbage"):
+    for bad in (
+        path.rsplit("/", 1)[0] + "/" + forged,
+        path + "x",
+        "/api/models/records/files/garbage",
+    ):
         response = anonymous.get(bad)
         assert response.status_code == 403, bad
         assert response.json()["detail"]
@@ -186,7 +190,10 @@ def test_unwritable_local_storage_is_503_with_no_row(api, demo, settings, tmp_pa
     blocked.write_text("a file where the media folder should be")
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": blocked}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": blocked},
+        },
     }
     response = post_with_file(api, demo)
     assert response.status_code == 503

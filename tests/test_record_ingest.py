@@ -107,7 +107,9 @@ def test_adding_a_record_links_model_dataset_and_site_to_the_experiment(api, dem
     assert demo.datasets.filter(pk=dataset.pk).exists()
     assert dataset.collection_date.isoformat() == "2024-06-01"
     # a second record changes no link and creates no dataset
-    post_json(api, demo, site_name="Site B1", dataset_name="New data", timestamp="2024-06-02T00:00:00Z")
+    post_json(
+        api, demo, site_name="Site B1", dataset_name="New data", timestamp="2024-06-02T00:00:00Z"
+    )
     assert Dataset.objects.filter(dataset_name="New data").count() == 1
     assert demo.datasets.count() == 1
 
@@ -128,9 +130,19 @@ def test_same_timestamp_at_another_site_is_a_new_record(api, demo):
 @pytest.mark.parametrize(
     "overrides, field, words",
     [
-        pytest.param({"experiment_name": "Experiment Z"}, "experiment_name", "Experiment Z", id="unknown-experiment"),
+        pytest.param(
+            {"experiment_name": "Experiment Z"},
+            "experiment_name",
+            "Experiment Z",
+            id="unknown-experiment",
+        ),
         pytest.param({"season_name": "Season 9A"}, "season_name", "Season 9A", id="unknown-season"),
-        pytest.param({"season_name": "Season 1B"}, "season_name", "Season 1B", id="season-of-other-experiment"),
+        pytest.param(
+            {"season_name": "Season 1B"},
+            "season_name",
+            "Season 1B",
+            id="season-of-other-experiment",
+        ),
         pytest.param({"site_name": "Site Z9"}, "site_name", "Site Z9", id="unknown-site"),
     ],
 )
@@ -154,9 +166,13 @@ def test_missing_references_are_400_naming_them(api, demo, overrides, field, wor
         pytest.param({"timestamp": "2024-02-30T10:00:00Z"}, "timestamp", id="impossible-date"),
         pytest.param({"timestamp": "2024-06-01T10:00:00+25:00"}, "timestamp", id="bad-zone"),
         pytest.param({"timestamp": "10000-01-01T00:00:00Z"}, "timestamp", id="year-10000"),
-        pytest.param({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", id="before-year-1-in-utc"),
+        pytest.param(
+            {"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", id="before-year-1-in-utc"
+        ),
         pytest.param({"collection_date": "01/06/2024"}, "collection_date", id="bad-date"),
-        pytest.param({"collection_date": "2024-06-01T00:00:00"}, "collection_date", id="datetime-as-date"),
+        pytest.param(
+            {"collection_date": "2024-06-01T00:00:00"}, "collection_date", id="datetime-as-date"
+        ),
         pytest.param({"record_info": [1]}, "record_info", id="info-not-object"),
         pytest.param({"site_name": "x" * 256}, "site_name", id="long-name"),
         pytest.param({"site_name": ""}, "site_name", id="empty-name"),
@@ -236,14 +252,18 @@ def test_deleting_a_model_deletes_its_records_but_not_the_catalogue(api, demo):
 @pytest.mark.parametrize("kind", ["experiments", "seasons", "sites"])
 def test_deleting_a_reference_that_records_use_is_409(api, demo, kind):
     record = post_json(api, demo).json()
-    ref_id = record[{"experiments": "experiment_id", "seasons": "season_id", "sites": "site_id"}[kind]]
+    ref_id = record[
+        {"experiments": "experiment_id", "seasons": "season_id", "sites": "site_id"}[kind]
+    ]
     response = api.delete(f"/api/{kind}/id/{ref_id}")
     assert response.status_code == 409
     assert response.json()["detail"]
     assert ModelRecord.objects.filter(pk=record["id"]).exists()
 
 
-def test_post_record_query_count_does_not_grow_with_the_catalogue(api, demo, django_assert_num_queries):
+def test_post_record_query_count_does_not_grow_with_the_catalogue(
+    api, demo, django_assert_num_queries
+):
     post_json(api, demo)  # creates the dataset and links
     # The token with its user's permissions, the model, the four names in one query, then the
     # row with its links: on PostgreSQL one statement (no transaction), on SQLite the four
@@ -288,7 +308,9 @@ def test_reference_deleted_between_lookup_and_write_is_409_and_nothing_is_writte
     body = record_body(site_name="Site A3", dataset_name="Race dataset")
     path = f"/api/models/id/{model.id}/records"
     if bulk:
-        response = client.generic("POST", path, json.dumps(body) + "\n", content_type="application/x-ndjson")
+        response = client.generic(
+            "POST", path, json.dumps(body) + "\n", content_type="application/x-ndjson"
+        )
     else:
         response = client.post(path, body, format="json")
     assert response.status_code == 409, response.content

@@ -15,7 +15,7 @@ from records.representation import render_lines
 from tests.factories import MLModelFactory, ModelRecordFactory
 
 pytestmark = pytest.mark.django_db
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def lines(response) -> list[dict]:
@@ -34,11 +34,15 @@ def grid(demo):
     for letter in "AB":
         experiment = Experiment.objects.get(experiment_name=f"Experiment {letter}")
         for number in (1, 2, 3):
-            season = Season.objects.get(experiment=experiment, season_name=f"Season {number}{letter}")
+            season = Season.objects.get(
+                experiment=experiment, season_name=f"Season {number}{letter}"
+            )
             site = Site.objects.get(site_name=f"Site {letter}{number}")
             dataset, _ = Dataset.objects.get_or_create(dataset_name=f"Data {letter}")
             for hour in (0, 12, 30):
-                timestamp = datetime.datetime(2024, 6, 1, tzinfo=UTC) + datetime.timedelta(hours=hour, minutes=number)
+                timestamp = datetime.datetime(2024, 6, 1, tzinfo=UTC) + datetime.timedelta(
+                    hours=hour, minutes=number
+                )
                 made.append(
                     ModelRecordFactory(
                         model=model, experiment=experiment, season=season, site=site,
@@ -75,18 +79,46 @@ def test_other_models_records_are_not_streamed(api, grid):
 @pytest.mark.parametrize(
     "params, keep",
     [
-        pytest.param({"experiment_name": "Experiment B"}, lambda r: r.experiment.experiment_name == "Experiment B", id="experiment"),
-        pytest.param({"season_name": "Season 2A"}, lambda r: r.season.season_name == "Season 2A", id="season"),
-        pytest.param({"site_name": "Site B3"}, lambda r: r.site.site_name == "Site B3", id="site"),
-        pytest.param({"dataset_name": "Data A"}, lambda r: r.dataset.dataset_name == "Data A", id="dataset"),
-        pytest.param({"collection_date": "2024-06-02"}, lambda r: r.collection_date == datetime.date(2024, 6, 2), id="collection-date"),
         pytest.param(
-            {"experiment_name": "Experiment A", "site_name": "Site A2", "collection_date": "2024-06-01"},
-            lambda r: r.site.site_name == "Site A2" and r.collection_date == datetime.date(2024, 6, 1),
+            {"experiment_name": "Experiment B"},
+            lambda r: r.experiment.experiment_name == "Experiment B",
+            id="experiment",
+        ),
+        pytest.param(
+            {"season_name": "Season 2A"},
+            lambda r: r.season.season_name == "Season 2A",
+            id="season",
+        ),
+        pytest.param({"site_name": "Site B3"}, lambda r: r.site.site_name == "Site B3", id="site"),
+        pytest.param(
+            {"dataset_name": "Data A"},
+            lambda r: r.dataset.dataset_name == "Data A",
+            id="dataset",
+        ),
+        pytest.param(
+            {"collection_date": "2024-06-02"},
+            lambda r: r.collection_date == datetime.date(2024, 6, 2),
+            id="collection-date",
+        ),
+        pytest.param(
+            {
+                "experiment_name": "Experiment A",
+                "site_name": "Site A2",
+                "collection_date": "2024-06-01",
+            },
+            lambda r: (
+                r.site.site_name == "Site A2" and r.collection_date == datetime.date(2024, 6, 1)
+            ),
             id="combined",
         ),
-        pytest.param({"dataset_name": "No such data"}, lambda r: False, id="unknown-dataset-matches-nothing"),
-        pytest.param({"experiment_name": "Experiment A", "site_name": "Site B1"}, lambda r: False, id="no-match-is-empty"),
+        pytest.param(
+            {"dataset_name": "No such data"}, lambda r: False, id="unknown-dataset-matches-nothing"
+        ),
+        pytest.param(
+            {"experiment_name": "Experiment A", "site_name": "Site B1"},
+            lambda r: False,
+            id="no-match-is-empty",
+        ),
     ],
 )
 def test_exact_filters(api, grid, params, keep):
@@ -104,8 +136,16 @@ def at(text: str) -> datetime.datetime:
 @pytest.mark.parametrize(
     "query, keep",
     [
-        pytest.param("start_timestamp=2024-06-01T12:02:00Z", lambda r: r.timestamp >= at("2024-06-01T12:02:00Z"), id="start-alone-inclusive"),
-        pytest.param("end_timestamp=2024-06-01T12:02:00Z", lambda r: r.timestamp <= at("2024-06-01T12:02:00Z"), id="end-alone-inclusive"),
+        pytest.param(
+            "start_timestamp=2024-06-01T12:02:00Z",
+            lambda r: r.timestamp >= at("2024-06-01T12:02:00Z"),
+            id="start-alone-inclusive",
+        ),
+        pytest.param(
+            "end_timestamp=2024-06-01T12:02:00Z",
+            lambda r: r.timestamp <= at("2024-06-01T12:02:00Z"),
+            id="end-alone-inclusive",
+        ),
         pytest.param(
             "start_timestamp=2024-06-01T12:00:00Z&end_timestamp=2024-06-01T12:02:00Z",
             lambda r: at("2024-06-01T12:00:00Z") <= r.timestamp <= at("2024-06-01T12:02:00Z"),
@@ -116,12 +156,29 @@ def at(text: str) -> datetime.datetime:
             lambda r: at("2024-06-01T12:00:00Z") <= r.timestamp <= at("2024-06-01T12:00:59Z"),
             id="zones-and-naive-utc",
         ),
-        pytest.param("site_names=Site A1&site_names=Site B2", lambda r: r.site.site_name in {"Site A1", "Site B2"}, id="repeated-sites"),
-        pytest.param("season_names=Season 3B", lambda r: r.season.season_name == "Season 3B", id="one-season"),
-        pytest.param("experiment_names=Experiment A&experiment_names=Experiment B", lambda r: True, id="both-experiments"),
-        pytest.param("dataset_names=Data B&dataset_names=nothing", lambda r: r.dataset.dataset_name == "Data B", id="datasets"),
         pytest.param(
-            "start_timestamp=2024-06-01T12:00:00Z&site_names=Site A3&experiment_names=Experiment A&season_names=Season 3A&dataset_names=Data A",
+            "site_names=Site A1&site_names=Site B2",
+            lambda r: r.site.site_name in {"Site A1", "Site B2"},
+            id="repeated-sites",
+        ),
+        pytest.param(
+            "season_names=Season 3B",
+            lambda r: r.season.season_name == "Season 3B",
+            id="one-season",
+        ),
+        pytest.param(
+            "experiment_names=Experiment A&experiment_names=Experiment B",
+            lambda r: True,
+            id="both-experiments",
+        ),
+        pytest.param(
+            "dataset_names=Data B&dataset_names=nothing",
+            lambda r: r.dataset.dataset_name == "Data B",
+            id="datasets",
+        ),
+        pytest.param(
+            "start_timestamp=2024-06-01T12:00:00Z&site_names=Site A3&experiment_names=Experiment A"
+            "&season_names=Season 3A&dataset_names=Data A",
             lambda r: r.timestamp >= at("2024-06-01T12:00:00Z") and r.site.site_name == "Site A3",
             id="all-combined",
         ),
@@ -139,18 +196,43 @@ def test_window_filters(api, grid, query, keep):
 @pytest.mark.parametrize(
     "path, query, field",
     [
-        pytest.param("records/filter", "start_timestamp=yesterday", "start_timestamp", id="bad-start"),
-        pytest.param("records/filter", "end_timestamp=2024-13-01T00:00:00Z", "end_timestamp", id="bad-end"),
-        pytest.param("records/filter", "start_timestamp=2024-06-02T00:00:00Z&end_timestamp=2024-06-01T00:00:00Z", "start_timestamp", id="start-after-end"),
+        pytest.param(
+            "records/filter", "start_timestamp=yesterday", "start_timestamp", id="bad-start"
+        ),
+        pytest.param(
+            "records/filter", "end_timestamp=2024-13-01T00:00:00Z", "end_timestamp", id="bad-end"
+        ),
+        pytest.param(
+            "records/filter",
+            "start_timestamp=2024-06-02T00:00:00Z&end_timestamp=2024-06-01T00:00:00Z",
+            "start_timestamp",
+            id="start-after-end",
+        ),
         pytest.param("records/filter", "site_names=Site Z", "site_names", id="unknown-site"),
-        pytest.param("records/filter", "season_names=Season 1A&season_names=Season 9Z", "season_names", id="one-unknown-season"),
-        pytest.param("records/filter", "site_name=Site A1", "site_name", id="singular-typo-is-unknown"),
-        pytest.param("records/filter", "start_timestamp=2024-06-01&start_timestamp=2024-06-02", "start_timestamp", id="repeated-start"),
+        pytest.param(
+            "records/filter",
+            "season_names=Season 1A&season_names=Season 9Z",
+            "season_names",
+            id="one-unknown-season",
+        ),
+        pytest.param(
+            "records/filter", "site_name=Site A1", "site_name", id="singular-typo-is-unknown"
+        ),
+        pytest.param(
+            "records/filter",
+            "start_timestamp=2024-06-01&start_timestamp=2024-06-02",
+            "start_timestamp",
+            id="repeated-start",
+        ),
         pytest.param("records/filter", "start_timestamp=", "start_timestamp", id="empty-start"),
-        pytest.param("records", "experiment_name=Experiment Z", "experiment_name", id="unknown-experiment"),
+        pytest.param(
+            "records", "experiment_name=Experiment Z", "experiment_name", id="unknown-experiment"
+        ),
         pytest.param("records", "collection_date=June", "collection_date", id="bad-date"),
         pytest.param("records", "site_names=Site A1", "site_names", id="plural-on-exact-endpoint"),
-        pytest.param("records", "site_name=Site A1&site_name=Site A2", "site_name", id="repeated-single"),
+        pytest.param(
+            "records", "site_name=Site A1&site_name=Site A2", "site_name", id="repeated-single"
+        ),
         pytest.param("records", "site_name=Site%00A1", "site_name", id="nul"),
         pytest.param("records", "site_name=" + "x" * 300, "site_name", id="too-long"),
     ],
@@ -182,7 +264,9 @@ def bulk_records(model, count: int) -> None:
 
     lines_ = (
         (n + 1, json.dumps({
-            "timestamp": (datetime.datetime(2024, 1, 1, tzinfo=UTC) + datetime.timedelta(seconds=n)).isoformat(),
+            "timestamp": (
+                datetime.datetime(2024, 1, 1, tzinfo=UTC) + datetime.timedelta(seconds=n)
+            ).isoformat(),
             "model_data": {"score": n / 7, "label": f"plant {n}"},
             "experiment_name": "Experiment A", "season_name": "Season 1A", "site_name": "Site A1",
         }).encode())
@@ -220,7 +304,9 @@ def peak_memory_of_streaming(queryset) -> tuple[int, int]:
 @pytest.mark.slow
 def test_stream_memory_stays_flat_however_many_records_match(demo):
     bulk_records(demo, 40_000)
-    small = ModelRecord.objects.for_model(demo).in_window(end=datetime.datetime(2024, 1, 1, 1, 6, 39, tzinfo=UTC))
+    small = ModelRecord.objects.for_model(demo).in_window(
+        end=datetime.datetime(2024, 1, 1, 1, 6, 39, tzinfo=UTC)
+    )
     records_small, peak_small = peak_memory_of_streaming(small)
     records_large, peak_large = peak_memory_of_streaming(ModelRecord.objects.for_model(demo))
     assert (records_small, records_large) == (4_000, 40_000)

@@ -28,7 +28,9 @@ def test_changelist_renders_with_filters_and_date_hierarchy(admin_client, record
         assert admin_client.get("/admin/records/modelrecord/" + query).status_code == 200
 
 
-def test_changelist_query_count_does_not_grow_with_rows(admin_client, django_assert_max_num_queries):
+def test_changelist_query_count_does_not_grow_with_rows(
+    admin_client, django_assert_max_num_queries
+):
     ModelRecordFactory.create_batch(5)
     with django_assert_max_num_queries(40) as small:
         admin_client.get("/admin/records/modelrecord/")
@@ -75,7 +77,11 @@ def test_bulk_delete_action_removes_rows(admin_client, records, django_capture_o
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = admin_client.post(
             "/admin/records/modelrecord/",
-            {"action": "delete_selected", "_selected_action": [str(r.id) for r in records], "post": "yes"},
+            {
+                "action": "delete_selected",
+                "_selected_action": [str(r.id) for r in records],
+                "post": "yes",
+            },
         )
     assert response.status_code == 302
     assert not ModelRecord.objects.exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from records.models import ModelRecord
@@ -13,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def record(api, demo) -> dict:
-    response = api.post(f"/api/models/id/{demo.id}/records", record_body(record_info={"a": 1}), format="json")
+    response = api.post(
+        f"/api/models/id/{demo.id}/records", record_body(record_info={"a": 1}), format="json"
+    )
     assert response.status_code == 200
     return response.json()
 
@@ -29,7 +30,9 @@ def test_get_record(api, record):
 @pytest.mark.parametrize("rid", ["0b8f2a1e-5c3d-4e6f-9a7b-1c2d3e4f5a6b", "nope", "1"])
 def test_unknown_or_malformed_record_is_404(api, rid):
     for method in ("get", "patch", "delete"):
-        response = getattr(api, method)(f"/api/models/records/id/{rid}", {"record_info": {}}, format="json")
+        response = getattr(api, method)(
+            f"/api/models/records/id/{rid}", {"record_info": {}}, format="json"
+        )
         assert response.status_code == 404, method
         assert response.json()["detail"]
 
@@ -44,7 +47,9 @@ def test_patch_replaces_model_data_and_record_info(api, record):
     assert body["record_info"] == {"a": 1}
     assert body["updated_at"] >= record["updated_at"]
     assert body["timestamp"] == record["timestamp"]
-    response = api.patch(f"/api/models/records/id/{record['id']}", {"record_info": {"b": 2}}, format="json")
+    response = api.patch(
+        f"/api/models/records/id/{record['id']}", {"record_info": {"b": 2}}, format="json"
+    )
     assert response.json()["record_info"] == {"b": 2}  # replaced, not merged
 
 

@@ -45,7 +45,9 @@ class Command(BaseCommand):
         if created:
             user.set_unusable_password()
             user.save()
-        wanted, other = ("API readers", "API writers") if read_only else ("API writers", "API readers")
+        wanted, other = (
+            ("API readers", "API writers") if read_only else ("API writers", "API readers")
+        )
         user.groups.add(api_group(wanted))
         user.groups.remove(*Group.objects.filter(name=other))
         token, _ = Token.objects.get_or_create(user=user)

@@ -23,7 +23,9 @@ class Command(BaseCommand):
         params["dbname"] = "postgres"
         try:
             with psycopg.connect(**params, autocommit=True) as admin:
-                exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+                exists = admin.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+                ).fetchone()
                 if not exists:
                     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                     self.stdout.write(f"Created database {name}.")

@@ -35,7 +35,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--records", type=int, default=1_000_000, help="records to load (N)")
-        parser.add_argument("--body-lines", type=int, default=100_000, help="lines per bulk request")
+        parser.add_argument(
+            "--body-lines", type=int, default=100_000, help="lines per bulk request"
+        )
         parser.add_argument("--clients", type=int, default=8, help="concurrent posting clients")
         parser.add_argument("--seconds", type=float, default=20, help="seconds of concurrent posts")
         parser.add_argument("--filter-runs", type=int, default=20)
@@ -43,7 +45,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         if connection.vendor != "postgresql":
-            raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL (make bench does).")
+            raise CommandError(
+                "The benchmark needs PostgreSQL: set DATABASE_URL (make bench does)."
+            )
         total = options["records"]
         model = self.prepare()
         output = io.StringIO()
@@ -56,10 +60,14 @@ class Command(BaseCommand):
         }
         try:
             with b.Server() as server:
-                figures["ingest"] = self.ingest(server, model, total, options["body_lines"], headers)
+                figures["ingest"] = self.ingest(
+                    server, model, total, options["body_lines"], headers
+                )
             figures["stream"] = self.stream(model, total, headers)
             with b.Server() as server:
-                figures["selective_filter"] = self.selective(server, model, headers, options["filter_runs"])
+                figures["selective_filter"] = self.selective(
+                    server, model, headers, options["filter_runs"]
+                )
                 b.log("Concurrent single-record posts ...")
                 figures["single_posts"] = b.concurrent_posts(
                     server.port, f"/api/models/id/{model.id}/records",
@@ -87,7 +95,9 @@ class Command(BaseCommand):
 
     # --- 1. ingest -----------------------------------------------------------------------------
 
-    def ingest(self, server: b.Server, model: MLModel, total: int, per_body: int, headers: dict) -> dict:
+    def ingest(
+        self, server: b.Server, model: MLModel, total: int, per_body: int, headers: dict
+    ) -> dict:
         b.log(f"Loading {total:,} records through the bulk endpoint ...")
         path = f"/api/models/id/{model.id}/records"
         post_headers = {**headers, "Content-Type": "application/x-ndjson"}
@@ -122,7 +132,10 @@ class Command(BaseCommand):
         )[total // 10 - 1]
         tenth_path = f"{path}/filter" + b.query_string(end_timestamp=tenth_end.isoformat())
         memory = {}
-        for label, stream_path, expected in (("tenth", tenth_path, total // 10), ("all", path, total)):
+        for label, stream_path, _expected in (
+            ("tenth", tenth_path, total // 10),
+            ("all", path, total),
+        ):
             with b.Server() as server:  # a fresh server: its peak is this stream's
                 status, _, seconds, size = b.http_get(server.port, stream_path, headers)
                 if status != 200:
@@ -140,7 +153,10 @@ class Command(BaseCommand):
             "app_records_per_second": round(app_rate),
             "raw_copy_json_records_per_second": round(raw_rate),
             "ratio": round(app_rate / raw_rate, 3),
-            "peak_server_memory_mb": {"n": round(memory["all"], 1), "n_over_10": round(memory["tenth"], 1)},
+            "peak_server_memory_mb": {
+                "n": round(memory["all"], 1),
+                "n_over_10": round(memory["tenth"], 1),
+            },
             "memory_growth_mb": round(memory["all"] - memory["tenth"], 1),
         }
 
@@ -175,7 +191,8 @@ class Command(BaseCommand):
     def verdict(figures: dict) -> dict:
         return {
             "stream_ratio": figures["stream"]["ratio"] >= TARGETS["stream_ratio"],
-            "stream_memory": figures["stream"]["memory_growth_mb"] <= TARGETS["stream_memory_growth_mb"],
+            "stream_memory": figures["stream"]["memory_growth_mb"]
+            <= TARGETS["stream_memory_growth_mb"],
             "ingest_ratio": figures["ingest"]["ratio"] >= TARGETS["ingest_ratio"],
             "filter_first_byte": figures["selective_filter"]["first_byte_ms_median"]
             < TARGETS["filter_first_byte_ms"],
