@@ -17,15 +17,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Experiment',
             fields=[
-                (
-                    'id',
-                    models.UUIDField(
-                        default=models_api.ids.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('experiment_name', models.CharField(max_length=255)),
@@ -35,36 +27,19 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['experiment_name'],
-                'constraints': [
-                    models.UniqueConstraint(
-                        fields=('experiment_name',), name='experiment_name_unique'
-                    )
-                ],
+                'constraints': [models.UniqueConstraint(fields=('experiment_name',), name='experiment_name_unique')],
             },
         ),
         migrations.CreateModel(
             name='Dataset',
             fields=[
-                (
-                    'id',
-                    models.UUIDField(
-                        default=models_api.ids.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('dataset_name', models.CharField(max_length=255)),
                 ('dataset_info', models.JSONField(blank=True, default=dict)),
                 ('collection_date', models.DateField(blank=True, null=True)),
-                (
-                    'experiments',
-                    models.ManyToManyField(
-                        blank=True, related_name='datasets', to='models_api.experiment'
-                    ),
-                ),
+                ('experiments', models.ManyToManyField(blank=True, related_name='datasets', to='models_api.experiment')),
             ],
             options={
                 'ordering': ['dataset_name'],
@@ -73,32 +48,14 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='MLModel',
             fields=[
-                (
-                    'id',
-                    models.UUIDField(
-                        default=models_api.ids.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('model_name', models.CharField(max_length=255)),
                 ('model_url', models.CharField(blank=True, max_length=2048, null=True)),
                 ('model_info', models.JSONField(blank=True, default=dict)),
-                (
-                    'datasets',
-                    models.ManyToManyField(
-                        blank=True, related_name='models', to='models_api.dataset'
-                    ),
-                ),
-                (
-                    'experiments',
-                    models.ManyToManyField(
-                        blank=True, related_name='models', to='models_api.experiment'
-                    ),
-                ),
+                ('datasets', models.ManyToManyField(blank=True, related_name='models', to='models_api.dataset')),
+                ('experiments', models.ManyToManyField(blank=True, related_name='models', to='models_api.experiment')),
             ],
             options={
                 'verbose_name': 'model',
@@ -109,26 +66,11 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='ModelRun',
             fields=[
-                (
-                    'id',
-                    models.UUIDField(
-                        default=models_api.ids.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('model_run_info', models.JSONField(blank=True, default=dict)),
-                (
-                    'model',
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name='runs',
-                        to='models_api.mlmodel',
-                    ),
-                ),
+                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='models_api.mlmodel')),
             ],
             options={
                 'verbose_name': 'run',
@@ -139,29 +81,14 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Season',
             fields=[
-                (
-                    'id',
-                    models.UUIDField(
-                        default=models_api.ids.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('season_name', models.CharField(max_length=255)),
                 ('season_info', models.JSONField(blank=True, default=dict)),
                 ('season_start_date', models.DateField(blank=True, null=True)),
                 ('season_end_date', models.DateField(blank=True, null=True)),
-                (
-                    'experiment',
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name='seasons',
-                        to='models_api.experiment',
-                    ),
-                ),
+                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='seasons', to='models_api.experiment')),
             ],
             options={
                 'ordering': ['season_name', 'id'],
@@ -170,15 +97,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Site',
             fields=[
-                (
-                    'id',
-                    models.UUIDField(
-                        default=models_api.ids.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('site_name', models.CharField(max_length=255)),
@@ -186,12 +105,7 @@ class Migration(migrations.Migration):
                 ('site_state', models.CharField(blank=True, max_length=255, null=True)),
                 ('site_country', models.CharField(blank=True, max_length=255, null=True)),
                 ('site_info', models.JSONField(blank=True, default=dict)),
-                (
-                    'experiments',
-                    models.ManyToManyField(
-                        blank=True, related_name='sites', to='models_api.experiment'
-                    ),
-                ),
+                ('experiments', models.ManyToManyField(blank=True, related_name='sites', to='models_api.experiment')),
             ],
             options={
                 'ordering': ['site_name'],
@@ -199,9 +113,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='dataset',
-            constraint=models.UniqueConstraint(
-                fields=('dataset_name',), name='dataset_name_unique'
-            ),
+            constraint=models.UniqueConstraint(fields=('dataset_name',), name='dataset_name_unique'),
         ),
         migrations.AddConstraint(
             model_name='mlmodel',
@@ -217,9 +129,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='season',
-            constraint=models.UniqueConstraint(
-                fields=('experiment', 'season_name'), name='season_name_unique_in_experiment'
-            ),
+            constraint=models.UniqueConstraint(fields=('experiment', 'season_name'), name='season_name_unique_in_experiment'),
         ),
         migrations.AddConstraint(
             model_name='site',

@@ -18,15 +18,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='ModelRecord',
             fields=[
-                (
-                    'id',
-                    models.UUIDField(
-                        default=models_api.ids.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('timestamp', models.DateTimeField()),
                 ('collection_date', models.DateField()),
                 ('model_data', models.JSONField()),
@@ -34,68 +26,17 @@ class Migration(migrations.Migration):
                 ('record_info', models.JSONField(blank=True, default=dict)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
-                (
-                    'dataset',
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name='records',
-                        to='models_api.dataset',
-                    ),
-                ),
-                (
-                    'experiment',
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name='records',
-                        to='models_api.experiment',
-                    ),
-                ),
-                (
-                    'model',
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name='records',
-                        to='models_api.mlmodel',
-                    ),
-                ),
-                (
-                    'season',
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name='records',
-                        to='models_api.season',
-                    ),
-                ),
-                (
-                    'site',
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name='records',
-                        to='models_api.site',
-                    ),
-                ),
+                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='models_api.dataset')),
+                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='models_api.experiment')),
+                ('model', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='records', to='models_api.mlmodel')),
+                ('season', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='models_api.season')),
+                ('site', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='models_api.site')),
             ],
             options={
                 'verbose_name': 'record',
                 'verbose_name_plural': 'records',
-                'indexes': [
-                    models.Index(fields=['model', 'timestamp', 'id'], name='record_stream_idx')
-                ],
-                'constraints': [
-                    models.UniqueConstraint(
-                        fields=(
-                            'model',
-                            'timestamp',
-                            'collection_date',
-                            'dataset',
-                            'experiment',
-                            'season',
-                            'site',
-                        ),
-                        name='record_unique_key',
-                    )
-                ],
+                'indexes': [models.Index(fields=['model', 'timestamp', 'id'], name='record_stream_idx')],
+                'constraints': [models.UniqueConstraint(fields=('model', 'timestamp', 'collection_date', 'dataset', 'experiment', 'season', 'site'), name='record_unique_key')],
             },
         ),
     ]
