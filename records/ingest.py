@@ -14,8 +14,10 @@ it. The rows are sent in segments, each under a savepoint:
   rows, and all later ones, go through a scratch table and ``INSERT ... ON CONFLICT DO
   NOTHING`` instead, which skips what exists. Retries of a batch take this path.
 
-Foreign keys stay in force: Django creates them ``DEFERRABLE INITIALLY DEFERRED``, so they are
-checked when the transaction commits.
+Foreign keys stay in force and are checked at the end of each segment: Django creates them
+``DEFERRABLE INITIALLY DEFERRED``, and the ingest sets them ``IMMEDIATE`` while it runs.
+Deferred to commit, every row's checks would wait in the server's memory (measured: 12.6 MB
+per 200,000 rows, gigabytes for an import of tens of millions in one transaction).
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class _PostgresSink:
         self._copy = None
         self._savepoint = None
         self._columns = ", ".join(COLUMNS)
+        self.cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # see the module docstring
 
     def write(self, row: tuple) -> None:
         self.segment.append(row)
@@ -215,6 +218,7 @@ class _PostgresSink:
 
     def finish(self) -> int:
         self.pause()
+        self.cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # as Django declares them
         self.cursor.execute("DROP TABLE IF EXISTS records_ingest")
         self.cursor.close()
         return self.created
@@ -308,7 +312,7 @@ def ingest_records(*, model: MLModel, records: Iterable[ParsedLine]) -> IngestRe
                 raise ValidationError("The body holds no records.")
             created = sink.finish()
             link_references(model, links)
-    except IntegrityError:
-        # A foreign key checked at commit: something the lines name was deleted meanwhile.
+    except (IntegrityError, psycopg.errors.ForeignKeyViolation):
+        # Something the lines name was deleted meanwhile (the COPY raises psycopg's own).
         raise reference_deleted() from None
     return IngestResult(created=created, skipped_existing=total - created)

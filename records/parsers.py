@@ -100,11 +100,15 @@ class LimitedMultiPartParser(parsers.MultiPartParser):
 
 
 class NDJSONLines:
-    """The lines of an NDJSON body, read from the stream one at a time as ``(number, bytes)``.
+    """The lines of an NDJSON body as ``(number, bytes)``, read from the stream in blocks.
 
     Reading stops with 413 as soon as the body passes the bulk limit, whatever length it
-    declared.
+    declared. Blocks, not ``readline()``: each readline passes through Django's and the
+    server's stream wrappers, which cost a fifth of a bulk request's time at 100,000 lines.
     """
+
+    #: Bytes asked of the stream at a time.
+    BLOCK_BYTES = 256 * 1024
 
     def __init__(self, stream, limit: int) -> None:
         self.stream, self.limit = stream, limit
@@ -114,15 +118,24 @@ class NDJSONLines:
             return
         read = 0
         number = 0
-        while True:
-            line = self.stream.readline(self.limit - read + 1)
-            if not line:
-                return
-            read += len(line)
+        partial = bytearray()  # a line begun in an earlier block
+        while block := self.stream.read(min(self.BLOCK_BYTES, self.limit - read + 1)):
+            read += len(block)
             if read > self.limit:
                 raise _too_large(self.limit)
-            number += 1
-            yield number, line
+            if b"\n" not in block:  # a long line: look at each byte once
+                partial += block
+                continue
+            *lines, rest = block.split(b"\n")
+            if partial:
+                lines[0] = bytes(partial) + lines[0]
+                partial = bytearray()
+            partial += rest
+            for line in lines:
+                number += 1
+                yield number, line
+        if partial:
+            yield number + 1, bytes(partial)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
