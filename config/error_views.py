@@ -2,7 +2,8 @@
 
 from functools import wraps
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import csrf
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
@@ -15,6 +16,15 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Jso
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"detail": "You do not have permission to do this."}, status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused CSRF check: JSON for API clients, Django's page for the admin's browsers."""
+    if request.path.startswith("/admin"):
+        return csrf.csrf_failure(request, reason)
+    return JsonResponse(
+        {"detail": f"CSRF verification failed: {reason.rstrip('.')}."}, status=403
+    )
 
 
 def server_error(request: HttpRequest) -> JsonResponse:

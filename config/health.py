@@ -6,6 +6,7 @@ import logging
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from config.error_views import allow_methods
 from records.storage import check_storage
@@ -18,6 +19,7 @@ def _check_database() -> None:
         cursor.execute("SELECT 1")
 
 
+@csrf_exempt  # reads only; other methods get a JSON 405, not a CSRF page
 @allow_methods("GET")
 def healthz(request: HttpRequest) -> JsonResponse:
     body: dict[str, str] = {}

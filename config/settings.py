@@ -210,6 +210,7 @@ JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", 64, minimum=1)
 # --- Auth --------------------------------------------------------------------------------
 SESSION_ENGINE = "models_api.sessions"
 AUTHENTICATION_BACKENDS = ["models_api.auth_backends.ModelBackend"]
+CSRF_FAILURE_VIEW = "config.error_views.csrf_failure"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

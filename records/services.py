@@ -30,7 +30,7 @@ from models_api.ids import new_id
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
 from records import storage
 from records.models import ModelRecord
-from records.validation import RecordInput, RecordInvalid
+from records.validation import NAME_MAX_LENGTH, RecordInput, RecordInvalid
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +136,11 @@ class ReferenceResolver:
             ]
         if site_id is None:
             errors["site_name"] = [f"No site is named '{record.site_name}'."]
+        if len(dataset_name) > NAME_MAX_LENGTH:  # only a default can be: given names are checked
+            errors["dataset_name"] = [
+                f"The default dataset name would be longer than {NAME_MAX_LENGTH} characters "
+                "(the model's name is long); give a dataset_name."
+            ]
         if errors:
             raise RecordInvalid(errors)
         dataset_id = self._datasets[dataset_name]

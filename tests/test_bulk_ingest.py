@@ -115,6 +115,15 @@ def test_bodies_without_records_are_400(api, demo, body):
     assert not ModelRecord.objects.exists()
 
 
+def test_an_empty_body_is_a_bulk_body_without_records(api, demo):
+    """With no body at all DRF runs no parser: the answer is still the bulk one, not the
+    single record's list of missing fields."""
+    response = post_bulk(api, demo, "")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "The body holds no records."
+    assert "timestamp" not in response.json().get("errors", {})
+
+
 def test_body_over_the_limit_is_413_and_writes_nothing(api, demo, settings):
     body = ndjson(*(nth(n) for n in range(50)))
     settings.RECORDS_BULK_MAX_BODY_SIZE = len(body) - 1

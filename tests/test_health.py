@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import socket
 import uuid
@@ -254,3 +255,32 @@ def test_healthz_recovers_when_the_database_comes_back(anonymous, tmp_path):
     with database_unreachable(tmp_path):
         assert anonymous.get("/healthz").status_code == 503
     assert anonymous.get("/healthz").json() == {"database": "ok", "storage": "ok"}
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_healthz_answers_other_methods_with_a_json_405_even_with_csrf_checks(db, method):
+    from django.test import Client
+
+    response = getattr(Client(enforce_csrf_checks=True), method)("/healthz")
+    assert response.status_code == 405
+    assert response.json()["detail"]
+    assert "GET" in response["Allow"]
+
+
+def test_a_failed_csrf_check_is_json_outside_the_admin_and_a_page_inside(rf):
+    from config.error_views import csrf_failure
+
+    api = csrf_failure(rf.post("/api/models"), reason="CSRF cookie not set.")
+    assert api.status_code == 403
+    assert json.loads(api.content) == {"detail": "CSRF verification failed: CSRF cookie not set."}
+    admin = csrf_failure(rf.post("/admin/login/"), reason="CSRF cookie not set.")
+    assert admin.status_code == 403
+    assert admin["Content-Type"].startswith("text/html")
+
+
+def test_the_admin_login_without_a_csrf_token_gets_djangos_page(db):
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "x"})
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")

@@ -84,6 +84,37 @@ def test_local_download_is_a_307_to_a_signed_link_that_needs_no_credentials(api,
     assert downloaded["Content-Type"] == "image/png"
 
 
+def test_signed_link_answers_503_when_the_storage_folder_is_broken(
+    api, anonymous, demo, media_root
+):
+    """The folder holding the file turned into something else (a failed mount, a stray
+    file): the link answers the contract's 503, not a 500, and works again once repaired."""
+    record = post_with_file(api, demo).json()
+    link = api.get(f"/api/models/records/id/{record['id']}/download")
+    folder = (media_root / record["record_file"]).parent
+    saved = folder.with_name("saved")
+    folder.rename(saved)
+    folder.write_bytes(b"not a folder")
+    broken = follow(anonymous, link)
+    assert broken.status_code == 503
+    assert broken.json() == {"detail": "The file storage is unreachable. Please try again."}
+    assert broken["Retry-After"]
+    folder.unlink()
+    saved.rename(folder)
+    assert body_of(follow(anonymous, link)) == PNG
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_signed_link_answers_other_methods_with_a_json_405(api, demo, method):
+    from django.test import Client
+
+    record = post_with_file(api, demo).json()
+    path = urlsplit(api.get(f"/api/models/records/id/{record['id']}/download")["Location"]).path
+    response = getattr(Client(enforce_csrf_checks=True), method)(path)
+    assert response.status_code == 405
+    assert response.json()["detail"]
+
+
 def test_tampered_local_link_is_403(api, anonymous, demo):
     record = post_with_file(api, demo).json()
     location = api.get(f"/api/models/records/id/{record['id']}/download")["Location"]

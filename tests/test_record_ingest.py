@@ -318,3 +318,24 @@ def test_reference_deleted_between_lookup_and_write_is_409_and_nothing_is_writte
     assert not ModelRecord.objects.exists()
     assert Dataset.objects.count() == datasets
     assert _link_rows() <= links  # the site's own links went with it
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["single", "bulk"])
+def test_a_default_dataset_name_over_255_characters_is_400_naming_dataset_name(api, demo, bulk):
+    """The default is "<model_name> Dataset <date>": with a 250-character model name it would
+    pass the limit every name keeps (and PostgreSQL's column would refuse it with a 500)."""
+    model = MLModel.objects.create(model_name="M" * 250)
+    path = f"/api/models/id/{model.id}/records"
+    if bulk:
+        response = api.generic("POST", path, json.dumps(record_body()) + "\n",
+                               content_type="application/x-ndjson")
+        messages = response.json()["errors"]["1"]
+        assert any("dataset_name" in message for message in messages), messages
+    else:
+        response = api.post(path, record_body(), format="json")
+        assert "dataset_name" in response.json()["errors"]
+    assert response.status_code == 400
+    assert not ModelRecord.objects.exists()
+    assert not Dataset.objects.filter(dataset_name__startswith="M" * 250).exists()
+    named = api.post(path, record_body(dataset_name="Short name"), format="json")
+    assert named.status_code == 200, named.content
