@@ -63,6 +63,12 @@ class ModelRecordAdmin(admin.ModelAdmin):
         url = reverse("record-download", kwargs={"pk": record.pk})
         return format_html('<a href="{}">download</a>', url)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "model_data":
+            field.required = False  # JSON null is a value (the form would call it missing)
+        return field
+
     def has_add_permission(self, request) -> bool:
         return False  # records come through the API, which stores their files and links
 

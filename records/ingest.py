@@ -35,7 +35,7 @@ from models_api import json_values
 from models_api.exceptions import InvalidInput
 from models_api.ids import new_id
 from models_api.models import MLModel
-from records.models import ModelRecord
+from records.models import ModelRecord, json_for_save
 from records.services import ReferenceResolver, link_references, reference_deleted
 from records.validation import RecordInput, RecordInvalid, parse_record
 
@@ -245,7 +245,7 @@ class _SQLiteSink:
         ModelRecord.objects.bulk_create(
             [
                 ModelRecord(**{**dict(zip(COLUMNS, row, strict=True)),
-                               "model_data": json_values.loads(row[8]),
+                               "model_data": json_for_save(json_values.loads(row[8])),
                                "record_info": json_values.loads(row[10])})
                 for row in self.segment
             ],

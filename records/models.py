@@ -10,11 +10,19 @@ are protected.
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.db import models
 
 from models_api.ids import new_id
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
+
+
+def json_for_save(value: Any) -> Any:
+    """``value`` as a JSON column that cannot be NULL must be given it: Django saves None as SQL
+    NULL, so the JSON ``null`` that ``model_data`` may be goes as ``Value(None, JSONField())``."""
+    return models.Value(None, output_field=models.JSONField()) if value is None else value
+
 
 #: The columns that make a record unique: posting the same one twice answers 409.
 UNIQUE_KEY = ("model", "timestamp", "collection_date", "dataset", "experiment", "season", "site")

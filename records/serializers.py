@@ -24,7 +24,7 @@ class RecordSerializer(serializers.Serializer):
     collection_date = serializers.DateField()
     model_id = serializers.UUIDField()
     model_name = serializers.CharField()
-    model_data = JSONValueField()
+    model_data = JSONValueField(allow_null=True)
     dataset_id = serializers.UUIDField()
     dataset_name = serializers.CharField()
     experiment_id = serializers.UUIDField()
@@ -48,7 +48,9 @@ class RecordInputSerializer(serializers.Serializer):
     """A record to add (JSON body, or the fields of a multipart form with JSON text values)."""
 
     timestamp = serializers.DateTimeField(help_text="ISO 8601; without a zone it is UTC.")
-    model_data = JSONValueField(help_text="Any JSON value (JSON text in a form).")
+    model_data = JSONValueField(
+        allow_null=True, help_text="Any JSON value, null included (JSON text in a form)."
+    )
     experiment_name = serializers.CharField(max_length=255)
     season_name = serializers.CharField(max_length=255, help_text="A season of that experiment.")
     site_name = serializers.CharField(max_length=255)
@@ -82,7 +84,7 @@ class IngestResultSerializer(serializers.Serializer):
 
 
 class RecordUpdateSerializer(StrictModelSerializer):
-    model_data = JSONValueField(required=False)
+    model_data = JSONValueField(required=False, allow_null=True)
     record_info = JSONObjectField(required=False)
 
     class Meta:

@@ -23,13 +23,14 @@ from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connections, router, transaction
+from django.db.models import JSONField
 
 from models_api import services as catalogue
 from models_api.exceptions import Conflict
 from models_api.ids import new_id
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
 from records import storage
-from records.models import ModelRecord
+from records.models import ModelRecord, json_for_save
 from records.validation import NAME_MAX_LENGTH, RecordInput, RecordInvalid
 
 
@@ -238,7 +239,12 @@ def _insert_linked(model: MLModel, record: ModelRecord) -> bool:
     connection = connections[router.db_for_write(ModelRecord)]
     fields = ModelRecord._meta.concrete_fields
     quote = connection.ops.quote_name
-    values = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
+    values = [
+        field.get_db_prep_save(
+            json_for_save(value) if isinstance(field, JSONField) else value, connection
+        )
+        for field, value in ((field, field.pre_save(record, True)) for field in fields)
+    ]
     sql = (
         f"INSERT INTO {quote(ModelRecord._meta.db_table)} "
         f"({', '.join(quote(field.column) for field in fields)}) "
@@ -311,8 +317,10 @@ def add_record(
 def update_record(record: ModelRecord, **fields: Any) -> ModelRecord:
     """Replace ``model_data`` and/or ``record_info``."""
     for name, value in fields.items():
-        setattr(record, name, value)
+        setattr(record, name, json_for_save(value))
     record.save(update_fields=[*fields, "updated_at"])
+    for name, value in fields.items():  # the values, not what saved them
+        setattr(record, name, value)
     return record
 
 

@@ -37,6 +37,8 @@ INPUT_FIELDS = frozenset(
     }
 )
 _REQUIRED = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
+#: Required, and any JSON value: null included.
+_MAY_BE_NULL = frozenset({"model_data"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: A date, or a date and time (seconds and a fraction optional), with an optional zone.
 _TIMESTAMP = re.compile(
@@ -191,7 +193,7 @@ def parse_record(
     for key in _REQUIRED:
         if key not in data:
             errors.setdefault(key, ["This field is required."])
-        elif data[key] is None:
+        elif data[key] is None and key not in _MAY_BE_NULL:
             errors.setdefault(key, ["This field may not be null."])
 
     values: dict[str, Any] = {}
@@ -210,8 +212,6 @@ def parse_record(
     check("record_info", parse_json, form=form, checked=json_checked)
     for field in ("experiment_name", "season_name", "site_name", "dataset_name"):
         check(field, parse_name)
-    if "model_data" in values and values["model_data"] is None:
-        errors["model_data"] = ["This field may not be null."]
     if "record_info" in values and not isinstance(values["record_info"], dict | None):
         errors["record_info"] = ['Give a JSON object, such as {"key": "value"}.']
     if errors:
@@ -221,7 +221,7 @@ def parse_record(
     return RecordInput(
         timestamp=timestamp,
         collection_date=values.get("collection_date") or timestamp.date(),
-        model_data=values["model_data"],
+        model_data=values.get("model_data"),  # absent from values when given as JSON null
         experiment_name=values["experiment_name"],
         season_name=values["season_name"],
         site_name=values["site_name"],

@@ -211,7 +211,6 @@ def test_deeply_nested_model_data_is_400(api, demo, settings):
         pytest.param({"record_info": "nope"}, "record_info", id="info-not-json"),
         pytest.param({"timestamp": "soon"}, "timestamp", id="bad-timestamp"),
         pytest.param({"collection_date": ""}, "collection_date", id="empty-date"),
-        pytest.param({"model_data": "null"}, "model_data", id="null-model-data"),
         pytest.param({"site_name": "Site Z9"}, "site_name", id="unknown-site"),
     ],
 )
@@ -339,3 +338,31 @@ def test_a_default_dataset_name_over_255_characters_is_400_naming_dataset_name(a
     assert not Dataset.objects.filter(dataset_name__startswith="M" * 250).exists()
     named = api.post(path, record_body(dataset_name="Short name"), format="json")
     assert named.status_code == 200, named.content
+
+
+def test_model_data_may_be_json_null_in_every_way_a_record_is_written(api, demo):
+    """The contract: ``model_data`` is any JSON value (required, but null is a value). Django
+    saves None as SQL NULL, which the column refuses; every path writes JSON null."""
+    path = f"/api/models/id/{demo.id}/records"
+    as_json = api.post(path, {**record_body(), "model_data": None}, format="json")
+    assert as_json.status_code == 200, as_json.content
+    assert as_json.json()["model_data"] is None
+    as_form = api.post(path, form(timestamp="2024-06-01T11:00:00Z", model_data="null"),
+                       format="multipart")
+    assert as_form.status_code == 200, as_form.content
+    bulk = api.generic(
+        "POST", path, json.dumps({**record_body(timestamp="2024-06-01T12:00:00Z"),
+                                  "model_data": None}) + "\n",
+        content_type="application/x-ndjson",
+    )
+    assert bulk.json() == {"created": 1, "skipped_existing": 0}
+    patched = api.post(path, record_body(timestamp="2024-06-01T13:00:00Z"), format="json").json()
+    response = api.patch(f"/api/models/records/id/{patched['id']}", {"model_data": None},
+                         format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["model_data"] is None
+    lines = [json.loads(line) for line in b"".join(api.get(path).streaming_content).splitlines()]
+    assert [line["model_data"] for line in lines] == [None, None, None, None]
+    one = api.get(f"/api/models/records/id/{as_json.json()['id']}").json()
+    assert one == as_json.json()
+    assert ModelRecord.objects.filter(model_data=None).count() == 4  # Django's JSON-null lookup

@@ -49,6 +49,20 @@ def test_change_form_saves_json_through_the_service(admin_client, records):
     assert record.model_data == {"edited": True}
 
 
+def test_change_form_keeps_and_sets_json_null_model_data(admin_client, records):
+    """``model_data`` may be JSON null: the form shows it as ``null`` and saves it back."""
+    record = records[0]
+    url = f"/admin/records/modelrecord/{record.id}/change/"
+    response = admin_client.post(url, {"model_data": "null", "record_info": "{}"})
+    assert response.status_code == 302, response.content[:500]
+    record.refresh_from_db()
+    assert record.model_data is None
+    assert ModelRecord.objects.filter(pk=record.pk, model_data=None).exists()  # JSON null
+    assert admin_client.get(url).status_code == 200
+    response = admin_client.post(url, {"model_data": "null", "record_info": "{}"})
+    assert response.status_code == 302  # an unchanged null saves again
+
+
 def test_records_cannot_be_added_in_the_admin(admin_client):
     assert admin_client.get("/admin/records/modelrecord/add/").status_code == 403
 

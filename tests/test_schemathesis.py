@@ -165,7 +165,7 @@ def record_fields(draw) -> dict:
     experiment, season = draw(st.sampled_from(REAL.seasons))
     body = {
         "timestamp": draw(_timestamps()),
-        "model_data": draw(JSON_VALUES.filter(lambda value: value is not None)),
+        "model_data": draw(JSON_VALUES),
         "experiment_name": experiment,
         "season_name": season,
         "site_name": draw(st.sampled_from(REAL.sites)),
