@@ -146,6 +146,20 @@ def download_url(key: str, *, build_absolute_uri) -> str:
     return build_absolute_uri(reverse("record-file", kwargs={"token": token}))
 
 
+def file_exists(key: str) -> bool:
+    """Whether the stored file is there (one HEAD request on S3); ``StorageUnavailable`` when
+    the storage cannot say (unreachable, a local folder that is not a folder)."""
+    try:
+        if is_local():
+            os.stat(default_storage.path(key))  # unlike exists(), tells missing from broken
+            return True
+        return default_storage.exists(key)
+    except FileNotFoundError:
+        return False
+    except _STORAGE_ERRORS as error:
+        raise StorageUnavailable("The file storage is unreachable. Please try again.") from error
+
+
 class InvalidLink(Exception):
     """A tampered, malformed or expired download link."""
 

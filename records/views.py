@@ -200,6 +200,8 @@ class RecordViewSet(UpdateMixin, DestroyMixin, ContractViewSet):
         record = self.get_object()
         if not record.record_file:
             raise NotFound("This record has no file.")
+        if not storage.file_exists(record.record_file):  # a link to nothing helps nobody
+            raise NotFound("This record's file is missing from the storage.")
         url = storage.download_url(
             record.record_file, build_absolute_uri=request.build_absolute_uri
         )

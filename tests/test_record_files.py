@@ -115,6 +115,25 @@ def test_signed_link_answers_other_methods_with_a_json_405(api, demo, method):
     assert response.json()["detail"]
 
 
+def test_download_of_a_file_gone_from_local_storage_is_404(api, demo, media_root):
+    record = post_with_file(api, demo).json()
+    (media_root / record["record_file"]).unlink()
+    response = api.get(f"/api/models/records/id/{record['id']}/download")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "This record's file is missing from the storage."}
+
+
+def test_download_while_the_local_storage_is_broken_is_503(api, demo, media_root):
+    record = post_with_file(api, demo).json()
+    folder = (media_root / record["record_file"]).parent
+    saved = folder.with_name("saved")
+    folder.rename(saved)
+    folder.write_bytes(b"not a folder")
+    response = api.get(f"/api/models/records/id/{record['id']}/download")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "The file storage is unreachable. Please try again."
+
+
 def test_tampered_local_link_is_403(api, anonymous, demo):
     record = post_with_file(api, demo).json()
     location = api.get(f"/api/models/records/id/{record['id']}/download")["Location"]
@@ -270,6 +289,23 @@ def test_s3_upload_presigned_307_and_exact_bytes(api, demo, s3):
     assert downloaded.status_code == 200
     assert downloaded.content == PNG
     assert 'filename="leaf.png"' in downloaded.headers["Content-Disposition"]
+
+
+def test_s3_download_of_an_object_gone_from_the_bucket_is_404(api, demo, s3):
+    record = post_with_file(api, demo).json()
+    s3.client.delete_object(Bucket=s3.bucket, Key=record["record_file"])
+    response = api.get(f"/api/models/records/id/{record['id']}/download")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "This record's file is missing from the storage."}
+
+
+def test_s3_download_while_s3_is_unreachable_is_503(api, demo, s3, settings):
+    record = post_with_file(api, demo).json()
+    with socket_on_a_closed_port() as endpoint:
+        use_s3(settings, endpoint=endpoint, bucket=s3.bucket)
+        response = api.get(f"/api/models/records/id/{record['id']}/download")
+    assert response.status_code == 503
+    assert response.json()["detail"]
 
 
 def test_s3_link_expiry_follows_the_setting(api, demo, s3, settings):
