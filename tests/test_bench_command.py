@@ -1,0 +1,62 @@
+"""``manage.py bench`` end to end, small: it must keep running on a fresh clone.
+
+The figures themselves are not asserted (this machine is shared and noisy; speed is read from
+the benchmark's own output, not from tests): the run must finish, write every figure to
+``var/bench/``, see no failed request, and leave no scratch table or bench rows behind.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+from django.db import connection
+
+from tests.test_production_settings import environment, manage
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the benchmark measures PostgreSQL"
+)
+
+
+@pytest.fixture
+def bench_database_url():
+    """A database of the bench's own, as ``make bench`` uses (created and migrated by it)."""
+    settings = connection.settings_dict
+    name = f"models_api_bench_test_{uuid.uuid4().hex[:8]}"
+    credentials = settings["USER"] + (f":{settings['PASSWORD']}" if settings["PASSWORD"] else "")
+    url = f"postgres://{credentials}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
+    yield f"{url}/{name}"
+    with psycopg.connect(f"{url}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_url):
+    env = environment(tmp_path, DATABASE_URL=bench_database_url)
+    for step in (("create_database",), ("migrate", "--noinput", "--verbosity", "0")):
+        result = manage(env, *step)
+        assert result.returncode == 0, result.stderr
+    result = manage(
+        env, "bench", "--records", "2000", "--body-lines", "500", "--seconds", "1",
+        "--filter-runs", "2", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [written] = (tmp_path / "bench").glob("bench-*.json")
+    figures = json.loads(written.read_text())
+    assert figures["records"] == 2000
+    assert figures["ingest"]["app_records_per_second"] > 0
+    assert figures["ingest"]["raw_copy_records_per_second"] > 0
+    assert figures["stream"]["app_records_per_second"] > 0
+    assert set(figures["stream"]["peak_server_memory_mb"]) == {"n", "n_over_10"}
+    assert figures["selective_filter"]["runs"] == 2
+    assert figures["single_posts"]["requests"] > 0
+    assert figures["single_posts"]["non_200"] == 0
+    assert set(figures["verdict"]) == {
+        "stream_ratio", "stream_memory", "ingest_ratio", "filter_first_byte", "single_posts",
+    }
+    with psycopg.connect(bench_database_url) as bench:
+        assert bench.execute("SELECT count(*) FROM records_modelrecord").fetchone() == (0,)
+        scratch = bench.execute("SELECT to_regclass('bench_scratch_records')").fetchone()
+        assert scratch == (None,)
