@@ -62,6 +62,7 @@ from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Si
 from records import services
 from records.models import ModelRecord
 from records.validation import parse_record
+from tests.conftest import record_body
 
 #: Change only together with a note in the commit: CI failures are reproduced with it.
 SEED = 20240601
@@ -493,15 +494,7 @@ def in_process_connection():
 
 
 def _add_record(model: MLModel, upload=None, **fields) -> None:
-    body = {
-        "timestamp": "2024-06-01T10:00:00Z",
-        "model_data": {"boxes": [[1, 2, 3, 4]], "label": "weed"},
-        "experiment_name": "Experiment A",
-        "season_name": "Season 1A",
-        "site_name": "Site A1",
-        **fields,
-    }
-    services.add_record(model=model, record=parse_record(body), upload=upload)
+    services.add_record(model=model, record=parse_record(record_body(**fields)), upload=upload)
 
 
 @pytest.fixture
