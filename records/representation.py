@@ -106,8 +106,10 @@ def _postgres_lines(queryset: QuerySet) -> Iterator[bytes]:
     copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
     connection = connections[queryset.db]
     with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
-        # Memoize caches the lookups of the few names, but costs more per row than the plain
-        # primary-key lookups it saves (measured: a fifth of the whole query's time).
+        # Without Memoize (a cache of the few names' lookups) the planner picks a parallel plan
+        # whose workers do the joins: 53k -> 66k rows/s at SQL level on 1,000,000 rows. Over
+        # HTTP on a 2-core machine the two are even (the workers compete with the app); with
+        # parallel query disabled, Memoize off is slower (36k vs 45k rows/s).
         cursor.execute("SET LOCAL enable_memoize = off")
         buffer = bytearray()
         with cursor.cursor.copy(copy_sql, params) as copy:
