@@ -57,8 +57,6 @@ if BEHIND_PROXY:
     # Trust X-Forwarded-Proto only when a proxy that sets it is known to stand in front.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
-SECURE_CONTENT_TYPE_NOSNIFF = True
-X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -78,10 +76,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "models_api.middleware.ServiceUnavailableMiddleware",
-    "models_api.request_guards.RejectNulMiddleware",
-    "models_api.request_guards.LengthRequiredMiddleware",
-    "models_api.request_guards.HttpsWritesMiddleware",
+    "models_api.api.middleware.ServiceUnavailableMiddleware",
+    "models_api.api.request_guards.RejectNulMiddleware",
+    "models_api.api.request_guards.LengthRequiredMiddleware",
+    "models_api.api.request_guards.HttpsWritesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -154,7 +152,6 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 DATABASES = {"default": _database}
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Storage -----------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -208,8 +205,8 @@ RECORD_FILE_MAX_SIZE = env.size("RECORD_FILE_MAX_SIZE", 100 * 1024 * 1024)
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", 64, minimum=1)
 
 # --- Auth --------------------------------------------------------------------------------
-SESSION_ENGINE = "models_api.sessions"
-AUTHENTICATION_BACKENDS = ["models_api.auth_backends.ModelBackend"]
+SESSION_ENGINE = "models_api.api.sessions"
+AUTHENTICATION_BACKENDS = ["models_api.api.auth_backends.ModelBackend"]
 CSRF_FAILURE_VIEW = "config.error_views.csrf_failure"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -221,15 +218,15 @@ AUTH_PASSWORD_VALIDATORS = [
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes an anonymous request a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "models_api.authentication.TokenAuthentication",
+        "models_api.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["models_api.permissions.ModelPermissions"],
-    "DEFAULT_PARSER_CLASSES": ["models_api.parsers.JSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["models_api.api.permissions.ModelPermissions"],
+    "DEFAULT_PARSER_CLASSES": ["models_api.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "models_api.exception_handler.exception_handler",
+    "EXCEPTION_HANDLER": "models_api.api.exception_handler.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -244,7 +241,6 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
     "URL_FORMAT_OVERRIDE": None,  # "format" is not a reserved query parameter here
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -263,21 +259,18 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "models_api.openapi.add_error_responses",
+        "models_api.api.openapi.add_error_responses",
     ],
 }
 
 # --- Internationalisation and time -------------------------------------------------------
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
 
 # --- Logging -----------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_credentials": {"()": "models_api.log_filters.RedactCredentials"}},
+    "filters": {"redact_credentials": {"()": "models_api.api.log_filters.RedactCredentials"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },

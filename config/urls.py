@@ -4,6 +4,9 @@ from django.urls import include, path, re_path
 from config.api_docs import DocsView, SchemaView
 from config.health import healthz
 
+admin.site.site_header = admin.site.site_title = "Models API"
+admin.site.index_title = "Catalogue and records"
+
 schema_view = SchemaView.as_view()
 docs_view = DocsView.as_view(url_name="schema")
 

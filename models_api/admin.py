@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from models_api.admin_deletion import CountedDeleteMixin
-from models_api.admin_widgets import JSON_FORMFIELD_OVERRIDES
+from models_api.api.admin import JSON_FORMFIELD_OVERRIDES, CountedDeleteMixin
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from models_api.ids import new_id
+from models_api.api.ids import new_id
 
 
 class TimestampedModel(models.Model):

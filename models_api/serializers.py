@@ -6,44 +6,20 @@ validated fields over), so that the admin, the commands and the API share one pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
 
 from models_api import services
-from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
-from models_api.serializer_fields import (
+from models_api.api.serializer_fields import (
     JSONObjectField,
     NameField,
     NameRelatedField,
     TextField,
     URLField,
 )
-
-
-class StrictModelSerializer(serializers.ModelSerializer):
-    """Rejects fields it does not know, or may not write, instead of ignoring them.
-
-    Uniqueness is left to the database constraints (the services turn a clash into a 409 that
-    names the existing row), so no uniqueness validators run here.
-    """
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            errors = {}
-            for key in data:
-                field = self.fields.get(key)
-                if field is None:
-                    errors[key] = ["Unknown field."]
-                elif field.read_only:
-                    errors[key] = ["This field is read-only."]
-            if errors:
-                raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
-
-    def get_validators(self) -> list:
-        return []
+from models_api.api.serializers import StrictModelSerializer
+from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
 
 
 def check_date_range(attrs: dict, instance: Any, start: str, end: str) -> None:

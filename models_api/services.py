@@ -1,19 +1,21 @@
 """Writes to the catalogue, shared by the API, the admin and the management commands.
 
 Uniqueness is the database's job (named ``UniqueConstraint``s): a write that clashes raises
-:class:`~models_api.exceptions.Conflict` naming the existing row, which is race-free where a
+:class:`~models_api.api.errors.Conflict` naming the existing row, which is race-free where a
 check-then-insert would not be.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import PROTECT, Model
 
-from models_api.exceptions import Conflict
+from models_api.api.errors import Conflict
+from models_api.api.names import with_article
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
 
 
@@ -48,11 +50,8 @@ def save_unique(
         )
         if existing is None:
             raise
-        label = instance._meta.verbose_name
-        article = "An" if label[0] in "aeiou" else "A"
-        raise Conflict(
-            f"{article} {label} named '{name}' already exists.", existing_id=existing
-        ) from None
+        label = with_article(instance._meta.verbose_name).capitalize()
+        raise Conflict(f"{label} named '{name}' already exists.", existing_id=existing) from None
 
 
 def _apply(instance: Model, fields: dict[str, Any]) -> None:
@@ -227,22 +226,19 @@ def create_dataset(
     return dataset
 
 
-def link(
+def link_statements(
     *,
-    model_experiments: set[tuple[Any, Any]] = frozenset(),
-    model_datasets: set[tuple[Any, Any]] = frozenset(),
-    dataset_experiments: set[tuple[Any, Any]] = frozenset(),
-    site_experiments: set[tuple[Any, Any]] = frozenset(),
-    then: tuple[str, list[Any]] | None = None,
-) -> list[tuple]:
-    """Add the links (pairs of ids) that do not exist yet.
+    model_experiments: Iterable[tuple[Any, Any]] = (),
+    model_datasets: Iterable[tuple[Any, Any]] = (),
+    dataset_experiments: Iterable[tuple[Any, Any]] = (),
+    site_experiments: Iterable[tuple[Any, Any]] = (),
+) -> list[tuple[str, list[Any]]]:
+    """The statements (SQL and parameters) that add the links, pairs of ids, not there yet.
 
-    On PostgreSQL one statement adds all four kinds (data-modifying CTEs, each ``ON CONFLICT
-    DO NOTHING``): adding a record links four pairs, and a round trip per kind would be most
-    of the cost of a single-record POST. ``then`` (SQL and parameters), when given, is that
-    statement's main part and its rows are returned: the caller's own write shares the round
-    trip and, being one statement, commits or fails with the links. Elsewhere, one
-    ``bulk_create`` per kind, then ``then`` (call it inside a transaction there).
+    Plain ``INSERT ... ON CONFLICT DO NOTHING``, which both databases run. They are returned
+    rather than run: adding a record links four pairs, and the records app runs them in the
+    same round trip as the record's own INSERT on PostgreSQL (``records.postgres``), where a
+    round trip per kind would be most of the cost of a single-record POST.
     """
     kinds = [
         (MLModel.experiments.through, "mlmodel_id", "experiment_id", model_experiments),
@@ -250,33 +246,21 @@ def link(
         (Dataset.experiments.through, "dataset_id", "experiment_id", dataset_experiments),
         (Site.experiments.through, "site_id", "experiment_id", site_experiments),
     ]
-    kinds = [kind for kind in kinds if kind[3]]
     connection = connections[router.db_for_write(MLModel)]
-    if connection.vendor != "postgresql":
-        for through, left, right, pairs in kinds:
-            through.objects.bulk_create(
-                [through(**{left: a, right: b}) for a, b in pairs], ignore_conflicts=True
-            )
-        return _execute(connection, *then) if then else []
-    statements, params = [], []
+    statements = []
     for through, left, right, pairs in kinds:
+        pairs = sorted(set(pairs))  # sorted: concurrent writers take row locks in one order
+        if not pairs:
+            continue
+        prepare = [through._meta.get_field(column).get_db_prep_value for column in (left, right)]
         rows = ", ".join(["(%s, %s)"] * len(pairs))
-        statements.append(
+        statements.append((
             f"INSERT INTO {through._meta.db_table} ({left}, {right}) VALUES {rows} "
-            "ON CONFLICT DO NOTHING"
-        )
-        params.extend(value for pair in pairs for value in pair)
-    if then:
-        statements.append(then[0])
-        params.extend(then[1])
-    if not statements:
-        return []
-    *first, last = statements
-    ctes = ", ".join(f"link_{n} AS ({statement})" for n, statement in enumerate(first))
-    return _execute(connection, f"WITH {ctes} {last}" if ctes else last, params)
-
-
-def _execute(connection, sql: str, params: list[Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+            "ON CONFLICT DO NOTHING",
+            [
+                prep(value, connection)
+                for pair in pairs
+                for prep, value in zip(prepare, pair, strict=True)
+            ],
+        ))
+    return statements

@@ -1,4 +1,4 @@
-from models_api.routers import ContractRouter
+from models_api.api.routers import ContractRouter
 from models_api.views import ExperimentViewSet, MLModelViewSet, SeasonViewSet, SiteViewSet
 
 router = ContractRouter()

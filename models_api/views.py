@@ -1,5 +1,5 @@
 """Endpoints of the catalogue: ``/api/models``, ``/api/experiments``, ``/api/seasons``,
-``/api/sites``. The conventions they share live in :mod:`models_api.viewsets`."""
+``/api/sites``. The conventions they share live in :mod:`models_api.api.viewsets`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from models_api import services
+from models_api.api.openapi import ErrorSerializer, contract_schema
+from models_api.api.viewsets import ContractViewSet, ReadMixin, WriteMixin
 from models_api.filtersets import (
     ExperimentFilterSet,
     MLModelFilterSet,
@@ -16,7 +18,6 @@ from models_api.filtersets import (
     SiteFilterSet,
 )
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
-from models_api.openapi import ErrorSerializer, contract_schema
 from models_api.serializers import (
     DatasetSerializer,
     ExperimentSerializer,
@@ -25,7 +26,6 @@ from models_api.serializers import (
     SeasonSerializer,
     SiteSerializer,
 )
-from models_api.viewsets import ContractViewSet, ReadMixin, WriteMixin
 
 
 @contract_schema("experiment", ExperimentSerializer)

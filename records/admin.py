@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from models_api.admin_widgets import JSON_FORMFIELD_OVERRIDES
-from records import services
+from models_api.api.admin import JSON_FORMFIELD_OVERRIDES
+from records import postgres, services
 from records.models import ModelRecord
 
 
@@ -22,14 +22,8 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
-        connection = connections[queryset.db]
-        if connection.vendor == "postgresql" and not queryset.query.where:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                    [queryset.model._meta.db_table],
-                )
-                estimate = cursor.fetchone()[0]
+        if connections[queryset.db].vendor == "postgresql" and not queryset.query.where:
+            estimate = postgres.estimated_row_count(queryset.model, queryset.db)
             if estimate > 10_000:
                 return estimate
         return super().count

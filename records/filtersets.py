@@ -12,7 +12,7 @@ from django import forms
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from models_api.filtersets import ReferenceNameFilter, ReferenceNamesFilter
+from models_api.api.filters import ReferenceNameFilter, ReferenceNamesFilter
 from models_api.models import Dataset, Experiment, Season, Site
 from records.models import ModelRecord
 from records.validation import parse_timestamp

@@ -9,12 +9,11 @@ are protected.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from django.db import models
 
-from models_api.ids import new_id
+from models_api.api.ids import new_id
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
 
 
@@ -31,17 +30,6 @@ UNIQUE_KEY = ("model", "timestamp", "collection_date", "dataset", "experiment", 
 class RecordQuerySet(models.QuerySet):
     def for_model(self, model: MLModel) -> RecordQuerySet:
         return self.filter(model=model)
-
-    def in_window(
-        self, start: datetime.datetime | None = None, end: datetime.datetime | None = None
-    ) -> RecordQuerySet:
-        """Records with ``start <= timestamp <= end``; either bound may be left out."""
-        queryset = self
-        if start is not None:
-            queryset = queryset.filter(timestamp__gte=start)
-        if end is not None:
-            queryset = queryset.filter(timestamp__lte=end)
-        return queryset
 
     def in_stream_order(self) -> RecordQuerySet:
         return self.order_by("timestamp", "id")
@@ -82,3 +70,7 @@ class ModelRecord(models.Model):
 
     def __str__(self) -> str:
         return f"Record {self.id} ({self.timestamp:%Y-%m-%d %H:%M:%S})"
+
+
+#: The table's columns in their order, as bulk writes name them.
+RECORD_COLUMNS = tuple(field.column for field in ModelRecord._meta.concrete_fields)

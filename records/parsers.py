@@ -12,8 +12,8 @@ from django.utils.http import parse_header_parameters
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from models_api.exceptions import PayloadTooLarge
-from models_api.parsers import declared_length
+from models_api.api.errors import TooLarge
+from models_api.api.parsers import declared_length
 
 
 class _FormWatcher:
@@ -64,7 +64,7 @@ class LimitedMultiPartParser(parsers.MultiPartParser):
         limit = settings.RECORD_FILE_MAX_SIZE + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         length = declared_length(parser_context)
         if length is not None and length > limit:
-            raise PayloadTooLarge(
+            raise TooLarge(
                 f"The form is larger than the limit of {settings.RECORD_FILE_MAX_SIZE:,} bytes "
                 "for a record file."
             )
@@ -138,8 +138,8 @@ class NDJSONLines:
             yield number + 1, bytes(partial)
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The bulk body is larger than the limit of {limit:,} bytes.")
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"The bulk body is larger than the limit of {limit:,} bytes.")
 
 
 class NDJSONParser(parsers.BaseParser):

@@ -2,9 +2,9 @@
 
 A stream may carry millions of records, so no DRF serializer runs per row:
 
-- On PostgreSQL the database writes each line itself (``json_build_object``) and the rows
-  leave through ``COPY ... TO STDOUT``, which streams without a cursor's round trips; Python
-  only gathers the bytes into large chunks.
+- On PostgreSQL the database writes each line itself (``row_to_json``) and the rows leave
+  through ``COPY ... TO STDOUT``, which streams without a cursor's round trips; Python only
+  gathers the bytes into large chunks (``records.postgres``).
 - On SQLite the rows come through ``QuerySet.iterator()`` and orjson encodes them.
 
 Both give the contract's shape: fields in a fixed order, UUIDs as strings, dates as
@@ -16,15 +16,15 @@ encoded from the values in hand (``render_new``), which the tests hold to the sa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
-from django.core.exceptions import EmptyResultSet
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import F, QuerySet
 
-from models_api import json_values
+from models_api.api import json_values
+from records import postgres
 
 RECORD_FIELDS = (
     "id",
@@ -46,7 +46,7 @@ RECORD_FIELDS = (
     "created_at",
     "updated_at",
 )
-_DATETIME_FIELDS = frozenset({"timestamp", "created_at", "updated_at"})
+DATETIME_FIELDS = frozenset({"timestamp", "created_at", "updated_at"})
 _NAMES = {
     "model_name": F("model__model_name"),
     "dataset_name": F("dataset__dataset_name"),
@@ -66,73 +66,26 @@ def record_values(queryset: QuerySet) -> QuerySet:
     return queryset.values(*own, **_NAMES)
 
 
-def _utc_text(column: str) -> str:
-    # Always six fraction digits from to_char, dropped again when they are all zero.
-    return (
-        f"replace(to_char(q.{column} AT TIME ZONE 'UTC', "
-        f"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
-    )
-
-
-def _postgres_select(queryset: QuerySet) -> tuple[str, tuple[Any, ...]]:
-    """``SELECT <one JSON text per record> ... ORDER BY timestamp, id`` for ``queryset``.
-
-    ``row_to_json`` writes compact JSON with the columns in order; the times are formatted
-    in SQL so that the database does all the work of a line.
-    """
-    inner, params = record_values(queryset.order_by()).query.sql_with_params()
-    columns = ", ".join(
-        f"{_utc_text(name)} AS {name}" if name in _DATETIME_FIELDS else f"q.{name}"
-        for name in RECORD_FIELDS
-    )
-    sql = (
-        f"SELECT row_to_json(r)::text FROM ("
-        f"SELECT {columns} FROM ({inner}) AS q ORDER BY q.timestamp, q.id) AS r"
-    )
-    return sql, tuple(params)
-
-
 def _encode(row: dict[str, Any]) -> bytes:
     return json_values.dumps({name: row[name] for name in RECORD_FIELDS}, option=orjson.OPT_UTC_Z)
 
 
-def _postgres_lines(queryset: QuerySet) -> Iterator[bytes]:
-    try:
-        sql, params = _postgres_select(queryset)
-    except EmptyResultSet:  # a filter that can match nothing (an unknown dataset name)
-        return
-    # CSV with a quote and a delimiter that JSON text never holds raw (control characters are
-    # always escaped in JSON): COPY then passes each line through untouched.
-    copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
-    connection = connections[queryset.db]
-    with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
-        # Without Memoize (a cache of the few names' lookups) the planner picks a parallel plan
-        # whose workers do the joins: 53k -> 66k rows/s at SQL level on 1,000,000 rows. Over
-        # HTTP on a 2-core machine the two are even (the workers compete with the app); with
-        # parallel query disabled, Memoize off is slower (36k vs 45k rows/s).
-        cursor.execute("SET LOCAL enable_memoize = off")
-        buffer = bytearray()
-        with cursor.cursor.copy(copy_sql, params) as copy:
-            for block in copy:
-                buffer += block
-                if len(buffer) >= CHUNK_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
-        if buffer:
-            yield bytes(buffer)
-
-
-def _python_lines(queryset: QuerySet) -> Iterator[bytes]:
-    rows = record_values(queryset.in_stream_order()).iterator(chunk_size=ITERATOR_CHUNK_SIZE)
+def _chunks(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """``pieces`` gathered into chunks of about ``CHUNK_BYTES``: few large writes, flat memory."""
     buffer = bytearray()
-    for row in rows:
-        buffer += _encode(row)
-        buffer += b"\n"
+    for piece in pieces:
+        buffer += piece
         if len(buffer) >= CHUNK_BYTES:
             yield bytes(buffer)
             buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+def _python_lines(queryset: QuerySet) -> Iterator[bytes]:
+    rows = record_values(queryset.in_stream_order()).iterator(chunk_size=ITERATOR_CHUNK_SIZE)
+    for row in rows:
+        yield _encode(row) + b"\n"
 
 
 def render_lines(queryset: QuerySet) -> Iterator[bytes]:
@@ -142,8 +95,10 @@ def render_lines(queryset: QuerySet) -> Iterator[bytes]:
     many records match.
     """
     if connections[queryset.db].vendor == "postgresql":
-        return _postgres_lines(queryset)
-    return _python_lines(queryset)
+        lines = postgres.json_lines(record_values(queryset), RECORD_FIELDS, DATETIME_FIELDS)
+    else:
+        lines = _python_lines(queryset)
+    return _chunks(lines)
 
 
 def render_new(record, *, model_name: str, dataset_name: str, experiment_name: str,
@@ -170,15 +125,7 @@ def render_new(record, *, model_name: str, dataset_name: str, experiment_name: s
 
 def render_one(queryset: QuerySet) -> bytes | None:
     """The JSON of the first record of ``queryset`` (in stream order), or None."""
-    connection = connections[queryset.db]
-    if connection.vendor == "postgresql":
-        try:
-            sql, params = _postgres_select(queryset)
-        except EmptyResultSet:
-            return None
-        with connection.cursor() as cursor:
-            cursor.execute(f"{sql} LIMIT 1", params)
-            row = cursor.fetchone()
-        return row[0].encode() if row else None
+    if connections[queryset.db].vendor == "postgresql":
+        return postgres.one_json(record_values(queryset), RECORD_FIELDS, DATETIME_FIELDS)
     row = record_values(queryset.in_stream_order()).first()
     return _encode(row) if row else None

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from models_api.serializer_fields import JSONObjectField, JSONValueField
-from models_api.serializers import StrictModelSerializer
+from models_api.api.serializer_fields import JSONObjectField, JSONValueField
+from models_api.api.serializers import StrictModelSerializer
 from records import services
 from records.models import ModelRecord
 

@@ -26,12 +26,13 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import JSONField
 
 from models_api import services as catalogue
-from models_api.exceptions import Conflict
-from models_api.ids import new_id
+from models_api.api.errors import Conflict, ReferenceDeleted, ReferenceMissing
+from models_api.api.ids import new_id
+from models_api.api.names import NAME_MAX_LENGTH
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
-from records import storage
+from records import postgres, storage
 from records.models import ModelRecord, json_for_save
-from records.validation import NAME_MAX_LENGTH, RecordInput, RecordInvalid
+from records.validation import RecordInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,7 @@ class ReferenceResolver:
         self._datasets[dataset_name] = dataset_id
 
     def resolve(self, record: RecordInput, *, create_dataset: bool = False) -> References:
-        """The references of ``record``; 400 (``RecordInvalid``) naming any that is missing.
+        """The references of ``record``; ``ReferenceMissing`` naming any that is missing.
 
         With ``create_dataset`` a missing dataset is created (inside the caller's transaction).
         """
@@ -143,7 +144,7 @@ class ReferenceResolver:
                 "(the model's name is long); give a dataset_name."
             ]
         if errors:
-            raise RecordInvalid(errors)
+            raise ReferenceMissing(errors)
         dataset_id = self._datasets[dataset_name]
         if dataset_id is None and create_dataset:
             dataset_id = self._datasets[dataset_name] = _dataset_id(
@@ -186,15 +187,6 @@ def _duplicate(existing_id: uuid.UUID) -> Conflict:
     )
 
 
-def reference_deleted() -> Conflict:
-    """A foreign key failed as the rows were written: a reference resolved a moment before was
-    deleted meanwhile (a race with a curator). Nothing was written; retrying answers 400."""
-    return Conflict(
-        "An experiment, season, site or dataset named here was deleted while the records were "
-        "written; nothing was written. Please try again."
-    )
-
-
 def _dataset_id(name: str, collection_date: datetime.date) -> uuid.UUID:
     dataset, _ = Dataset.objects.get_or_create(
         dataset_name=name, defaults={"collection_date": collection_date}
@@ -202,14 +194,11 @@ def _dataset_id(name: str, collection_date: datetime.date) -> uuid.UUID:
     return dataset.id
 
 
-def link_references(
-    model: MLModel,
-    rows: Iterable[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
-    *,
-    then: tuple[str, list[Any]] | None = None,
-) -> list[tuple]:
-    """Links for records given as (experiment_id, site_id, dataset_id) triples; ``then`` as
-    in :func:`models_api.services.link`."""
+def link_statements(
+    model: MLModel, rows: Iterable[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
+) -> list[tuple[str, list[Any]]]:
+    """The catalogue's link statements for records given as (experiment_id, site_id,
+    dataset_id) triples: model and dataset and site to the experiment, dataset to the model."""
     model_experiments, model_datasets, dataset_experiments, site_experiments = (
         set(), set(), set(), set()
     )
@@ -218,13 +207,22 @@ def link_references(
         model_datasets.add((model.id, dataset_id))
         dataset_experiments.add((dataset_id, experiment_id))
         site_experiments.add((site_id, experiment_id))
-    return catalogue.link(
+    return catalogue.link_statements(
         model_experiments=model_experiments,
         model_datasets=model_datasets,
         dataset_experiments=dataset_experiments,
         site_experiments=site_experiments,
-        then=then,
     )
+
+
+def link_references(
+    model: MLModel, rows: Iterable[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
+) -> None:
+    """Add the links of records given as in :func:`link_statements` (inside the caller's
+    transaction)."""
+    with connections[router.db_for_write(ModelRecord)].cursor() as cursor:
+        for sql, params in link_statements(model, rows):
+            cursor.execute(sql, params)
 
 
 def _insert_linked(model: MLModel, record: ModelRecord) -> bool:
@@ -233,8 +231,9 @@ def _insert_linked(model: MLModel, record: ModelRecord) -> bool:
 
     ``ON CONFLICT DO NOTHING RETURNING``, where ``save()`` would need a savepoint to survive
     the unique violation of a repeat. On PostgreSQL the links and the row are one statement,
-    so one round trip that needs no transaction of its own. A repeat links too: its links
-    exist already, unless a curator removed one, which the repeat then restores.
+    so one round trip that needs no transaction of its own; elsewhere the caller's
+    transaction holds the statements together. A repeat links too: its links exist already,
+    unless a curator removed one, which the repeat then restores.
     """
     connection = connections[router.db_for_write(ModelRecord)]
     fields = ModelRecord._meta.concrete_fields
@@ -245,14 +244,20 @@ def _insert_linked(model: MLModel, record: ModelRecord) -> bool:
         )
         for field, value in ((field, field.pre_save(record, True)) for field in fields)
     ]
-    sql = (
+    insert = (
         f"INSERT INTO {quote(ModelRecord._meta.db_table)} "
         f"({', '.join(quote(field.column) for field in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(ModelRecord._meta.pk.column)}"
+        f"ON CONFLICT DO NOTHING RETURNING {quote(ModelRecord._meta.pk.column)}",
+        values,
     )
-    links = [(record.experiment_id, record.site_id, record.dataset_id)]
-    return bool(link_references(model, links, then=(sql, values)))
+    links = link_statements(model, [(record.experiment_id, record.site_id, record.dataset_id)])
+    if connection.vendor == "postgresql":
+        return bool(postgres.insert_with_links(connection, links, insert))
+    with connection.cursor() as cursor:
+        for sql, params in [*links, insert]:
+            cursor.execute(sql, params)
+        return bool(cursor.fetchall())
 
 
 def add_record(
@@ -304,7 +309,7 @@ def add_record(
         if created.record_file:
             storage.delete_files([created.record_file])
         if isinstance(error, IntegrityError):
-            raise reference_deleted() from None
+            raise ReferenceDeleted() from None
         raise
     if not inserted:
         if created.record_file:

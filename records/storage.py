@@ -26,18 +26,19 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.urls import reverse
 
-from models_api.exceptions import ServiceUnavailable
+from models_api.api.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "model_records"
 _SIGNING_SALT = "records.local-download"
-_STORAGE_ERRORS = (OSError, BotoCoreError, ClientError)
+#: What a local folder or S3 raises when it fails.
+STORAGE_ERRORS = (OSError, BotoCoreError, ClientError)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FILE_NAME_MAX_LENGTH = 120
 
 
-class StorageUnavailable(ServiceUnavailable):
+class StorageUnavailable(Unavailable):
     default_detail = "The file storage is unreachable; nothing was written. Please try again."
 
 
@@ -75,7 +76,7 @@ def store_file(key: str, content: File) -> str:
     """Write ``content`` under ``key``; 503 (``StorageUnavailable``) if the storage fails."""
     try:
         return default_storage.save(key, content)
-    except _STORAGE_ERRORS as error:
+    except STORAGE_ERRORS as error:
         logger.warning("Could not store %s: %s", key, error)
         raise StorageUnavailable() from error
 
@@ -85,7 +86,7 @@ def delete_files(keys: Iterable[str]) -> None:
     for key in keys:
         try:
             default_storage.delete(key)
-        except _STORAGE_ERRORS as error:
+        except STORAGE_ERRORS as error:
             logger.error("Orphaned file %s: could not delete it: %s", key, error)
 
 
@@ -100,7 +101,7 @@ def delete_prefix(prefix: str) -> None:
             bucket = default_storage.bucket
             full_prefix = default_storage._normalize_name(prefix)
             bucket.objects.filter(Prefix=full_prefix).delete()
-    except _STORAGE_ERRORS as error:
+    except STORAGE_ERRORS as error:
         logger.error("Orphaned files under %s: could not delete them: %s", prefix, error)
 
 
@@ -140,7 +141,7 @@ def download_url(key: str, *, build_absolute_uri) -> str:
             return default_storage.url(
                 key, parameters={"ResponseContentDisposition": disposition}, expire=expiry
             )
-        except _STORAGE_ERRORS as error:
+        except STORAGE_ERRORS as error:
             raise StorageUnavailable() from error
     token = signing.dumps({"k": key, "e": int(time.time()) + expiry}, salt=_SIGNING_SALT)
     return build_absolute_uri(reverse("record-file", kwargs={"token": token}))
@@ -156,7 +157,7 @@ def file_exists(key: str) -> bool:
         return default_storage.exists(key)
     except FileNotFoundError:
         return False
-    except _STORAGE_ERRORS as error:
+    except STORAGE_ERRORS as error:
         raise StorageUnavailable("The file storage is unreachable. Please try again.") from error
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from models_api.routers import ContractRouter
+from models_api.api.routers import ContractRouter
 from records.views import ModelRecordsViewSet, RecordViewSet, signed_file
 
 router = ContractRouter()

@@ -18,12 +18,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.uploadedfile import UploadedFile
-from rest_framework.exceptions import ValidationError
 
-from models_api.exceptions import PayloadTooLarge
-from models_api.json_values import check_json_value, parse_json_text
+from models_api.api.errors import InvalidInput, TooLarge
+from models_api.api.json_values import check_json_value, parse_json_text
+from models_api.api.names import clean_name
 
-NAME_MAX_LENGTH = 255
 INPUT_FIELDS = frozenset(
     {
         "timestamp",
@@ -36,7 +35,7 @@ INPUT_FIELDS = frozenset(
         "record_info",
     }
 )
-_REQUIRED = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
+REQUIRED_FIELDS = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
 #: Required, and any JSON value: null included.
 _MAY_BE_NULL = frozenset({"model_data"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -48,22 +47,6 @@ _TIMESTAMP = re.compile(
     re.ASCII,
 )
 UTC = datetime.UTC
-
-
-class RecordInvalid(ValidationError):
-    """The record's fields at fault, each with its messages (a 400 when it reaches DRF)."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-    def lines(self) -> list[str]:
-        """The errors as ``field: message`` lines (for a bulk line's report)."""
-        return [
-            f"{field}: {message}"
-            for field, messages in self.errors.items()
-            for message in messages
-        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +96,6 @@ def parse_date(value: Any) -> datetime.date:
         raise ValueError(f"'{value}' is not a valid date.") from None
 
 
-def parse_name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("Give the name as text.")
-    name = value.strip()
-    if not name:
-        raise ValueError("This field may not be blank.")
-    if len(name) > NAME_MAX_LENGTH:
-        raise ValueError(f"Names are at most {NAME_MAX_LENGTH} characters.")
-    if "\x00" in name:
-        raise ValueError("Null characters are not allowed.")
-    return name
-
-
 def parse_json(value: Any, *, form: bool, checked: bool = False) -> Any:
     """A JSON value: JSON text in a form, a JSON value already in a JSON body (``checked``
     when its text was already found free of NUL characters and deep nesting)."""
@@ -154,7 +124,7 @@ def _single_values(data: Any) -> dict[str, Any]:
         else:
             values[key] = items[0]
     if errors:
-        raise RecordInvalid(errors)
+        raise InvalidInput(errors)
     return values
 
 
@@ -165,7 +135,7 @@ def parse_record(
     ignore: frozenset[str] = frozenset(),
     json_checked: bool = False,
 ) -> RecordInput:
-    """Check one record's fields; raise ``RecordInvalid`` listing every field at fault.
+    """Check one record's fields; raise ``InvalidInput`` listing every field at fault.
 
     ``form``: values are text (a multipart form, a CSV row), JSON values as JSON text.
     ``ignore``: fields accepted and dropped (those an export adds: ids, names, times).
@@ -177,7 +147,7 @@ def parse_record(
             # A browser's file input left empty (filename=""): no file.
             data = {key: value for key, value in data.items() if key != "record_file"}
     if not isinstance(data, Mapping):
-        raise RecordInvalid({"non_field_errors": ["Give the record as a JSON object."]})
+        raise InvalidInput({"non_field_errors": ["Give the record as a JSON object."]})
     errors: dict[str, list[str]] = {}
     for key in data.keys() - INPUT_FIELDS - ignore:
         if key == "record_file":
@@ -190,7 +160,7 @@ def parse_record(
             ]
         else:
             errors[key] = ["Unknown field."]
-    for key in _REQUIRED:
+    for key in REQUIRED_FIELDS:
         if key not in data:
             errors.setdefault(key, ["This field is required."])
         elif data[key] is None and key not in _MAY_BE_NULL:
@@ -211,11 +181,11 @@ def parse_record(
     check("model_data", parse_json, form=form, checked=json_checked)
     check("record_info", parse_json, form=form, checked=json_checked)
     for field in ("experiment_name", "season_name", "site_name", "dataset_name"):
-        check(field, parse_name)
+        check(field, clean_name)
     if "record_info" in values and not isinstance(values["record_info"], dict | None):
         errors["record_info"] = ['Give a JSON object, such as {"key": "value"}.']
     if errors:
-        raise RecordInvalid(errors)
+        raise InvalidInput(errors)
 
     timestamp = values["timestamp"]
     return RecordInput(
@@ -234,17 +204,17 @@ def form_upload(files: Any) -> UploadedFile | None:
     """The record's file from a multipart form's files: at most one, not empty, not too large."""
     unknown = sorted(set(files) - {"record_file"})
     if unknown:
-        raise RecordInvalid({name: ["Unknown field."] for name in unknown})
+        raise InvalidInput({name: ["Unknown field."] for name in unknown})
     uploads = files.getlist("record_file")
     if not uploads:
         return None
     if len(uploads) > 1:
-        raise RecordInvalid({"record_file": ["Send one file."]})
+        raise InvalidInput({"record_file": ["Send one file."]})
     upload = uploads[0]
     if upload.size == 0:
-        raise RecordInvalid({"record_file": ["The file is empty."]})
+        raise InvalidInput({"record_file": ["The file is empty."]})
     if upload.size > settings.RECORD_FILE_MAX_SIZE:
-        raise PayloadTooLarge(
+        raise TooLarge(
             f"The file is larger than the limit of {settings.RECORD_FILE_MAX_SIZE:,} bytes."
         )
     return upload

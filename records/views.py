@@ -28,10 +28,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.error_views import allow_methods
+from models_api.api.exception_handler import unavailable_response
+from models_api.api.openapi import DeletedSerializer, ErrorSerializer
+from models_api.api.parsers import JSONParser
+from models_api.api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from models_api.models import MLModel
-from models_api.openapi import DeletedSerializer, ErrorSerializer
-from models_api.parsers import JSONParser
-from models_api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from records import services, storage
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.ingest import ingest_records, parse_ndjson
@@ -224,11 +225,7 @@ def signed_file(request: HttpRequest, token: str) -> HttpResponse:
         return JsonResponse({"detail": "The file no longer exists."}, status=404)
     except OSError as error:  # the storage folder is gone, unreadable, a broken mount
         logger.warning("Signed download of %s: storage unavailable: %s", key, error)
-        response = JsonResponse(
-            {"detail": "The file storage is unreachable. Please try again."}, status=503
-        )
-        response["Retry-After"] = "5"
-        return response
+        return unavailable_response("The file storage is unreachable. Please try again.")
     return FileResponse(
         handle, as_attachment=True, filename=storage.download_name(key), content_type=content_type
     )

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from django.db import connection, transaction
 
-from models_api.exceptions import PayloadTooLarge
+from models_api.api.errors import TooLarge
 from models_api.models import Dataset
 from records.ingest import ingest_records, parse_ndjson
 from records.models import ModelRecord
@@ -218,7 +218,7 @@ def test_body_reading_stops_with_413_as_soon_as_it_passes_the_limit(monkeypatch,
     monkeypatch.setattr(NDJSONLines, "BLOCK_BYTES", block)
     stream = io.BytesIO(b'{"a": 1}\n' * 100)
     lines = NDJSONLines(stream, limit=95)
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(TooLarge):
         list(lines)
     assert stream.tell() <= 96  # at most one byte past the limit was read
     assert list(NDJSONLines(io.BytesIO(b'{"a": 1}\n' * 10), limit=90))[-1] == (10, b'{"a": 1}')

@@ -36,8 +36,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
-from models_api.exceptions import DATABASE_UNAVAILABLE
-from models_api.log_filters import RedactCredentials, redact
+from models_api.api.errors import DATABASE_UNAVAILABLE
+from models_api.api.log_filters import RedactCredentials, redact
 from models_api.models import Dataset, MLModel
 from records.ingest import ingest_records
 from records.models import ModelRecord

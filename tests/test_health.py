@@ -20,7 +20,7 @@ import pytest
 from django.db import connections
 from moto.server import ThreadedMotoServer
 
-from models_api.exceptions import DATABASE_UNAVAILABLE
+from models_api.api.errors import DATABASE_UNAVAILABLE
 
 pytestmark = pytest.mark.django_db
 

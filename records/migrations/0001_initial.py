@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import models_api.ids
+import models_api.api.ids
 
 
 class Migration(migrations.Migration):
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='ModelRecord',
             fields=[
-                ('id', models.UUIDField(default=models_api.ids.new_id, editable=False, primary_key=True, serialize=False)),
+                ('id', models.UUIDField(default=models_api.api.ids.new_id, editable=False, primary_key=True, serialize=False)),
                 ('timestamp', models.DateTimeField()),
                 ('collection_date', models.DateField()),
                 ('model_data', models.JSONField()),

@@ -27,10 +27,10 @@ from typing import IO
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import QuerySet
 from django.http import QueryDict
-from rest_framework.exceptions import ValidationError
 
-from models_api import json_values
-from models_api.filtersets import check_query_params
+from models_api.api import json_values
+from models_api.api.errors import InvalidInput
+from models_api.api.filters import check_query_params
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.management.file_commands import choose_format, find_model, progress
 from records.models import ModelRecord
@@ -54,8 +54,8 @@ def filtered(queryset: QuerySet, filterset_class: type, options: dict, names: tu
             params.setlist(name, value if isinstance(value, list) else [value])
     try:
         check_query_params(params, filterset_class)
-    except ValidationError as error:
-        raise CommandError(_messages(error.detail)) from None
+    except InvalidInput as error:
+        raise CommandError(_messages(error.errors)) from None
     filterset = filterset_class(params, queryset=queryset)
     if not filterset.is_valid():
         raise CommandError(_messages(filterset.errors))

@@ -29,17 +29,15 @@ from itertools import chain, islice
 from typing import IO
 
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.exceptions import APIException
 from tqdm import tqdm
 
-from models_api.exceptions import InvalidInput
+from models_api.api.errors import NON_FIELD, DomainError, InvalidInput
 from models_api.models import MLModel
 from records.ingest import IngestResult, ParsedLine, ingest_records, parse_ndjson
 from records.management.file_commands import choose_format, find_model, progress
 from records.representation import RECORD_FIELDS
-from records.validation import INPUT_FIELDS, RecordInvalid, parse_record
+from records.validation import INPUT_FIELDS, REQUIRED_FIELDS, parse_record
 
-CSV_REQUIRED = ("timestamp", "model_data", "experiment_name", "season_name", "site_name")
 #: Columns of an exported record that the server assigns: accepted in a header and ignored.
 EXPORTED_ONLY = frozenset(RECORD_FIELDS) - INPUT_FIELDS - {"record_file"}
 CSV_COLUMNS = frozenset(RECORD_FIELDS) | INPUT_FIELDS
@@ -92,7 +90,7 @@ def parse_csv(stream: IO[bytes], bar: tqdm) -> Iterator[ParsedLine]:
 def check_csv_header(header: list[str]) -> None:
     unknown = [name for name in header if name not in CSV_COLUMNS]
     repeated = sorted({name for name in header if header.count(name) > 1})
-    missing = [name for name in CSV_REQUIRED if name not in header]
+    missing = [name for name in REQUIRED_FIELDS if name not in header]
     problems = []
     if unknown:
         problems.append(f"unknown columns {', '.join(map(repr, unknown))}")
@@ -115,7 +113,7 @@ def csv_record(header: list[str], cells: list[str]):
         row.pop(name, None)
     try:
         return parse_record(row, form=True)
-    except RecordInvalid as invalid:
+    except InvalidInput as invalid:
         return invalid.lines()
 
 
@@ -132,14 +130,13 @@ def open_input(path: str, stdin: IO[bytes] | None):
         yield stream
 
 
-def failure(error: APIException) -> str:
+def failure(error: DomainError) -> str:
     """The ingest's refusal as text, each bad line (``InvalidInput.errors``) on its own line."""
-    detail = error.detail
-    if isinstance(detail, list) and len(detail) == 1:  # a ValidationError's one sentence
-        detail = detail[0]
-    lines = [str(detail)]
+    lines = [error.detail]
     if isinstance(error, InvalidInput):
         for number, messages in error.errors.items():
+            if number == NON_FIELD:
+                continue
             lines.extend(f"  line {number}: {message}" for message in messages)
     return "\n".join(lines)
 
@@ -196,7 +193,7 @@ class Command(BaseCommand):
     def import_at_once(self, model: MLModel, records: Iterable[ParsedLine]) -> IngestResult:
         try:
             return ingest_records(model=model, records=records)
-        except APIException as error:
+        except DomainError as error:
             raise CommandError(failure(error)) from None
 
     def import_in_batches(
@@ -212,7 +209,7 @@ class Command(BaseCommand):
         while batch := list(islice(records, size)):
             try:
                 result = ingest_records(model=model, records=batch)
-            except APIException as error:
+            except DomainError as error:
                 committed = (
                     f"Committed before it: {_batches(batches)} (lines {first_line} to "
                     f"{last_line}), created {created}, skipped_existing {skipped}."

@@ -24,18 +24,16 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from records import storage
 from records.models import ModelRecord
+from records.storage import STORAGE_ERRORS
 
 DEFAULT_GRACE_SECONDS = 3600
 DEFAULT_BATCH_SIZE = 1000
-#: What a local folder or S3 raises when it fails (as in records.storage).
-STORAGE_ERRORS = (OSError, BotoCoreError, ClientError)
 
 
 def _record_id(key: str) -> uuid.UUID | None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from models_api.json_values import check_json_value, parse_json_text
-
-NAME_MAX_LENGTH = 255
-URL_MAX_LENGTH = 2048
+from models_api.api.json_values import check_json_value, parse_json_text
+from models_api.api.names import NAME_MAX_LENGTH, URL_MAX_LENGTH, clean_name
 
 
 class TextField(serializers.CharField):
@@ -85,7 +83,6 @@ class NameRelatedField(serializers.SlugRelatedField):
 
     default_error_messages = {
         "does_not_exist": "No {label} is named '{value}'.",
-        "invalid": "Give the name as text.",
     }
 
     def __init__(self, **kwargs: Any) -> None:
@@ -93,17 +90,11 @@ class NameRelatedField(serializers.SlugRelatedField):
         self.label_name = self.queryset.model._meta.verbose_name
 
     def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str) or not data.strip():
-            self.fail("invalid")
-        data = data.strip()
-        if len(data) > NAME_MAX_LENGTH:
-            raise serializers.ValidationError(f"Names are at most {NAME_MAX_LENGTH} characters.")
         try:
-            ProhibitNullCharactersValidator()(data)
-        except DjangoValidationError as error:
-            raise serializers.ValidationError(error.messages) from None
+            data = clean_name(data)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
         try:
             return self.get_queryset().get(**{self.slug_field: data})
         except self.queryset.model.DoesNotExist:
             self.fail("does_not_exist", label=self.label_name, value=data)
-

@@ -11,6 +11,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
+from models_api.api.names import with_article
+
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="One human sentence.")
@@ -51,11 +53,11 @@ def contract_schema(noun: str, serializer: type[serializers.Serializer]):
             summary=f"One {noun}", responses={200: serializer, 404: ErrorSerializer}
         ),
         create=extend_schema(
-            summary=f"Create a {noun}",
+            summary=f"Create {with_article(noun)}",
             responses={200: serializer, 400: ErrorSerializer, 409: ErrorSerializer},
         ),
         partial_update=extend_schema(
-            summary=f"Replace the fields sent of a {noun}",
+            summary=f"Replace the fields sent of {with_article(noun)}",
             responses={
                 200: serializer,
                 400: ErrorSerializer,
@@ -64,7 +66,7 @@ def contract_schema(noun: str, serializer: type[serializers.Serializer]):
             },
         ),
         destroy=extend_schema(
-            summary=f"Delete a {noun}",
+            summary=f"Delete {with_article(noun)}",
             responses={200: DeletedSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
         ),
     )

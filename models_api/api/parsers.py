@@ -14,8 +14,8 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from models_api import json_values
-from models_api.exceptions import PayloadTooLarge
+from models_api.api import json_values
+from models_api.api.errors import TooLarge
 
 
 def declared_length(parser_context: dict[str, Any] | None) -> int | None:
@@ -37,12 +37,12 @@ def read_limited(
     too_large = f"The request body is larger than the limit of {limit:,} bytes."
     length = declared_length(parser_context)
     if length is not None and length > limit:
-        raise PayloadTooLarge(too_large)
+        raise TooLarge(too_large)
     if stream is None:
         return b""
     body = stream.read(limit + 1)
     if len(body) > limit:
-        raise PayloadTooLarge(too_large)
+        raise TooLarge(too_large)
     return body
 
 

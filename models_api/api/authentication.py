@@ -14,11 +14,10 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth import get_user_model
-from django.db import connections, router
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from models_api.auth_backends import cache_permissions, granted_permissions_sql
+from models_api.api.auth_backends import cache_permissions, granted_permissions_sql
 
 _KEY = re.compile(r"[0-9a-f]{40}")
 
@@ -28,10 +27,9 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not _KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
         user_model = get_user_model()
-        vendor = connections[router.db_for_read(user_model)].vendor
         user_id = f"u.{user_model._meta.pk.column}"
         users = user_model.objects.raw(
-            f"SELECT u.*, {granted_permissions_sql(user_id, vendor)} AS granted_permissions "
+            f"SELECT u.*, {granted_permissions_sql(user_id)} AS granted_permissions "
             f"FROM {user_model._meta.db_table} u "
             f"JOIN {Token._meta.db_table} t ON t.user_id = {user_id} "
             "WHERE t.key = %s",

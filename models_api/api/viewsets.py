@@ -23,7 +23,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from models_api.filtersets import check_query_params
+from models_api.api.filters import check_query_params
 
 
 def require_object(data: object) -> None:

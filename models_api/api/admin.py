@@ -1,4 +1,5 @@
-"""Delete confirmation pages that count instead of listing.
+"""Admin pieces both apps use: JSON shown indented, so curators can read it, and delete
+confirmation pages that count instead of listing.
 
 Django's admin lists every object a deletion would take with it; for a model with a million
 records that page would load a million rows. These pages give counts, one query per
@@ -7,9 +8,29 @@ relation, and refuse (as Django does) when protected rows point at the object.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.db import models
 from django.db.models import CASCADE, PROTECT, Model, QuerySet
 from django.http import HttpRequest
+
+
+class PrettyJSONFormField(forms.JSONField):
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+JSON_FORMFIELD_OVERRIDES = {
+    models.JSONField: {
+        "form_class": PrettyJSONFormField,
+        "widget": forms.Textarea(attrs={"rows": 8, "cols": 80, "style": "font-family: monospace"}),
+    }
+}
 
 
 class CountedDeleteMixin(admin.ModelAdmin):

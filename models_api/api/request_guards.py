@@ -5,7 +5,8 @@ About NUL characters: PostgreSQL cannot store or compare text holding NUL: a que
 with one would make any view that filters on it (the admin's list filters and autocomplete too)
 fail with a 500.
 The API's own fields refuse NUL with a field error; this catches what no form sees. (Tokens
-and session cookies are checked by ``models_api.authentication`` and ``models_api.sessions``.)
+and session cookies are checked by ``models_api.api.authentication`` and
+``models_api.api.sessions``.)
 """
 
 from __future__ import annotations

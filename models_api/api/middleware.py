@@ -7,9 +7,10 @@ import logging
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
-from models_api.exceptions import DATABASE_UNAVAILABLE
+from models_api.api.errors import DATABASE_UNAVAILABLE
+from models_api.api.exception_handler import unavailable_response
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ class ServiceUnavailableMiddleware:
         return None
 
     @staticmethod
-    def _unavailable(error: Exception) -> JsonResponse:
+    def _unavailable(error: Exception) -> HttpResponse:
         logger.warning("Database unreachable: %s", error)
-        response = JsonResponse({"detail": DATABASE_UNAVAILABLE}, status=503)
-        response["Retry-After"] = "5"
-        return response
+        return unavailable_response(DATABASE_UNAVAILABLE)

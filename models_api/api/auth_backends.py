@@ -17,7 +17,7 @@ from django.db import connections, router
 _SEPARATOR = "\n"  # app labels are identifiers and codenames never hold a line break
 
 
-def granted_permissions_sql(user_id: str, vendor: str) -> str:
+def granted_permissions_sql(user_id: str) -> str:
     """A scalar subquery: the permissions of the user whose id is the SQL ``user_id``, own and
     through groups, as ``app_label.codename`` lines (NULL when there are none)."""
     permission, content_type = Permission._meta.db_table, ContentType._meta.db_table
@@ -25,9 +25,8 @@ def granted_permissions_sql(user_id: str, vendor: str) -> str:
     user_permissions = user.user_permissions.through._meta.db_table
     user_groups = user.groups.through._meta.db_table
     group_permissions = Group.permissions.through._meta.db_table
-    aggregate = "string_agg" if vendor == "postgresql" else "group_concat"
     return f"""(
-        SELECT {aggregate}(ct.app_label || '.' || p.codename, '{_SEPARATOR}')
+        SELECT string_agg(ct.app_label || '.' || p.codename, '{_SEPARATOR}')
         FROM {permission} p JOIN {content_type} ct ON ct.id = p.content_type_id
         WHERE p.id IN (
             SELECT permission_id FROM {user_permissions} WHERE user_id = {user_id}
@@ -60,7 +59,7 @@ class ModelBackend(backends.ModelBackend):
                 connection = connections[router.db_for_read(Permission)]
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        f"SELECT {granted_permissions_sql('%s', connection.vendor)}",
+                        f"SELECT {granted_permissions_sql('%s')}",
                         [user_obj.pk, user_obj.pk],
                     )
                     cache_permissions(user_obj, cursor.fetchone()[0])

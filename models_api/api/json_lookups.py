@@ -1,16 +1,15 @@
 """JSON containment (``field__contains={...}``) on SQLite as well as PostgreSQL.
 
 PostgreSQL answers ``@>`` natively. SQLite has no containment operator, so the embedded default
-registers a deterministic SQL function that applies PostgreSQL's ``jsonb @>`` rules in Python;
-the same query then gives the same rows on both databases.
+calls a deterministic SQL function (registered by ``models_api.api.sqlite``) that applies
+PostgreSQL's ``jsonb @>`` rules in Python; the same query then gives the same rows on both
+databases.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from django.db.backends.signals import connection_created
 from django.db.models import JSONField
 from django.db.models.fields.json import DataContains
 
@@ -42,12 +41,6 @@ def _same_scalar(a: Any, b: Any) -> bool:
     return not isinstance(a, dict | list) and a == b
 
 
-def _sqlite_json_contains(container_text: str | None, contained_text: str | None) -> bool | None:
-    if container_text is None or contained_text is None:
-        return None
-    return json_contains(json.loads(container_text), json.loads(contained_text))
-
-
 class JSONContains(DataContains):
     def as_sqlite(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
@@ -55,13 +48,5 @@ class JSONContains(DataContains):
         return f"{SQLITE_FUNCTION}({lhs}, {rhs})", (*lhs_params, *rhs_params)
 
 
-def _register_sqlite_function(sender, connection, **kwargs) -> None:
-    if connection.vendor == "sqlite":
-        connection.connection.create_function(
-            SQLITE_FUNCTION, 2, _sqlite_json_contains, deterministic=True
-        )
-
-
 def install() -> None:
     JSONField.register_lookup(JSONContains)
-    connection_created.connect(_register_sqlite_function, dispatch_uid=SQLITE_FUNCTION)
