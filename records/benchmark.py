@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -148,12 +148,6 @@ def post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
     data = response.read()
     conn.close()
     return response.status, data
-
-
-def timed(function: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
 
 
 # --- raw PostgreSQL baselines ------------------------------------------------------------

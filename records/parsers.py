@@ -79,7 +79,12 @@ class LimitedMultiPartParser(parsers.MultiPartParser):
                 meta, watcher, request.upload_handlers, encoding
             ).parse()
         except MultiPartParserError as error:
-            raise ParseError(f"The form could not be read: {error}") from None
+            # Django's messages name its internals ("Invalid boundary in multipart: None").
+            if "boundary" in str(error).lower():
+                raise ParseError(
+                    "The form could not be read: its boundary is missing or invalid."
+                ) from None
+            raise ParseError("The form could not be read as multipart/form-data.") from None
         read = sum(len(values) for _, values in data.lists())
         read += sum(len(values) for _, values in files.lists())
         if watcher.parts < 0:

@@ -20,7 +20,14 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from models_api.models import MLModel
-from tests.factories import ExperimentFactory, MLModelFactory, SeasonFactory, SiteFactory
+from tests.factories import (
+    DatasetFactory,
+    ExperimentFactory,
+    MLModelFactory,
+    ModelRunFactory,
+    SeasonFactory,
+    SiteFactory,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -92,6 +99,21 @@ def model(experiment):
     model = MLModelFactory(model_name="Model A")
     model.experiments.add(experiment)
     return model
+
+
+@pytest.fixture
+def catalogue(model, season, site):
+    """One of everything, with each list endpoint non-empty."""
+    ModelRunFactory(model=model)
+    dataset = DatasetFactory(dataset_name="Dataset A")
+    model.datasets.add(dataset)
+    return {
+        "model": model,
+        "experiment": season.experiment,
+        "season": season,
+        "site": site,
+        "dataset": dataset,
+    }
 
 
 # --- Records -----------------------------------------------------------------------------

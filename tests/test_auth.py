@@ -15,16 +15,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
-from tests.factories import DatasetFactory, ModelRunFactory
+from tests.helpers import READ_PATHS, assert_error, fill
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_error(response, status: int) -> dict:
-    assert response.status_code == status, (response.status_code, response.content)
-    body = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 def make_user(username: str, *perms: str, **fields):
@@ -50,36 +43,6 @@ def call(client, method: str, path: str, body: dict | None = None):
         return getattr(client, method)(path)
     return getattr(client, method)(path, body or {}, format="json")
 
-
-@pytest.fixture
-def catalogue(model, season, site):
-    ModelRunFactory(model=model)
-    dataset = DatasetFactory(dataset_name="Dataset A")
-    model.datasets.add(dataset)
-    return {"model": model, "experiment": season.experiment, "season": season, "site": site}
-
-
-def fill(template: str, catalogue: dict) -> str:
-    return template.format(**{key: obj.id for key, obj in catalogue.items()})
-
-
-READS = [
-    "/api/models/all",
-    "/api/models",
-    "/api/models/id/{model}",
-    "/api/models/id/{model}/experiments",
-    "/api/models/id/{model}/runs",
-    "/api/models/id/{model}/datasets",
-    "/api/experiments/all",
-    "/api/experiments",
-    "/api/experiments/id/{experiment}",
-    "/api/seasons/all",
-    "/api/seasons",
-    "/api/seasons/id/{season}",
-    "/api/sites/all",
-    "/api/sites",
-    "/api/sites/id/{site}",
-]
 
 WRITES = [
     pytest.param("post", "/api/models", {"model_name": "new"}, id="create-model"),
@@ -126,7 +89,7 @@ def snapshot() -> dict:
 # --- No or bad credentials: 401 --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("template", READS)
+@pytest.mark.parametrize("template", READ_PATHS)
 def test_read_without_credentials_is_401_with_www_authenticate(anonymous, catalogue, template):
     response = anonymous.get(fill(template, catalogue))
     assert_error(response, 401)
@@ -245,7 +208,7 @@ def test_deleted_token_no_longer_works(db, model):
 # --- Authenticated without permission: 403 ---------------------------------------------------
 
 
-@pytest.mark.parametrize("template", READS)
+@pytest.mark.parametrize("template", READ_PATHS)
 def test_user_without_permissions_gets_403_on_reads(catalogue, template):
     client = client_for(make_user("nobody"))
     assert_error(client.get(fill(template, catalogue)), 403)
@@ -259,7 +222,7 @@ def test_user_without_permissions_gets_403_on_writes(catalogue, method, template
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("template", READS)
+@pytest.mark.parametrize("template", READ_PATHS)
 def test_reader_can_read_everything(reader, catalogue, template):
     response = reader.get(fill(template, catalogue))
     assert response.status_code == 200, response.content

@@ -256,3 +256,10 @@ def test_a_large_import_holds_no_queue_of_foreign_key_checks_until_commit(demo):
                 [demo.id, uuid.uuid4()],
             )
         transaction.set_rollback(True)
+
+
+def test_the_ingest_row_is_the_record_table_in_column_order():
+    from records.ingest import IngestRow
+    from records.models import RECORD_COLUMNS
+
+    assert IngestRow._fields == RECORD_COLUMNS

@@ -14,15 +14,9 @@ from tests.factories import (
     SeasonFactory,
     SiteFactory,
 )
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_error(response, status: int) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 # --- GET /all --------------------------------------------------------------------------------

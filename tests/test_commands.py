@@ -199,3 +199,8 @@ def test_drf_create_token_reset_replaces_the_token(model):
 def test_drf_create_token_for_an_unknown_user_fails():
     with pytest.raises(CommandError):
         run("drf_create_token", "nobody")
+
+
+def test_the_migrations_describe_the_models_exactly():
+    """No model change is waiting for a migration (makemigrations --check exits non-zero)."""
+    call_command("makemigrations", "--check", "--dry-run", stdout=io.StringIO())

@@ -43,6 +43,7 @@ from records.ingest import ingest_records
 from records.models import ModelRecord
 from records.validation import parse_record
 from tests.conftest import record_body, stored_keys, use_s3
+from tests.helpers import assert_error
 from tests.test_health import closed_port, database_unreachable
 
 pytestmark = pytest.mark.django_db
@@ -51,14 +52,6 @@ ON_POSTGRESQL = connection.vendor == "postgresql"
 postgresql_only = pytest.mark.skipif(not ON_POSTGRESQL, reason="needs PostgreSQL")
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 NDJSON = "application/x-ndjson"
-
-
-def assert_error(response, status: int) -> dict:
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = response.json()
-    assert isinstance(body["detail"], str) and body["detail"], body
-    return body
 
 
 def post_with_file(client, model, name="leaf.png", content=PNG, **overrides):

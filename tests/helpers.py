@@ -1,0 +1,52 @@
+"""What several test modules check or walk in the same way."""
+
+from __future__ import annotations
+
+import re
+
+#: A ``detail`` is one human sentence: some text, ending with a full stop (or ! or ?).
+ONE_SENTENCE = re.compile(r"[^\n]*\S[^\n]*[.!?]")
+
+#: Every read endpoint of the catalogue, ids as ``{model}``, ``{experiment}``... (see ``fill``).
+READ_PATHS = [
+    "/api/models/all",
+    "/api/models",
+    "/api/models/id/{model}",
+    "/api/models/id/{model}/experiments",
+    "/api/models/id/{model}/runs",
+    "/api/models/id/{model}/datasets",
+    "/api/experiments/all",
+    "/api/experiments",
+    "/api/experiments/id/{experiment}",
+    "/api/seasons/all",
+    "/api/seasons",
+    "/api/seasons/id/{season}",
+    "/api/sites/all",
+    "/api/sites",
+    "/api/sites/id/{site}",
+]
+
+
+def fill(template: str, catalogue: dict) -> str:
+    """``template`` with the ids of the ``catalogue`` fixture's objects."""
+    return template.format(**{key: obj.id for key, obj in catalogue.items()})
+
+
+def assert_error(response, status: int) -> dict:
+    """The answer is the contract's error: ``status``, JSON (never a stream), an object whose
+    ``detail`` is one sentence and whose ``errors``, if any, map to lists of messages."""
+    content = b"" if getattr(response, "streaming", False) else response.content
+    assert response.status_code == status, (response.status_code, content[:500])
+    assert not getattr(response, "streaming", False), "an error must not be a stream"
+    content_type = response["Content-Type"] if hasattr(response, "__getitem__") else (
+        response.headers["Content-Type"]
+    )
+    assert content_type.startswith("application/json"), content_type
+    body = response.json()
+    assert isinstance(body, dict), body
+    assert isinstance(body.get("detail"), str), body
+    assert ONE_SENTENCE.fullmatch(body["detail"]), body["detail"]
+    for field, messages in body.get("errors", {}).items():
+        assert isinstance(messages, list) and messages, (field, messages)
+        assert all(isinstance(message, str) for message in messages), (field, messages)
+    return body
