@@ -239,7 +239,8 @@ REST_FRAMEWORK = {
     # Throttles identify clients by address: trust X-Forwarded-For only from the one proxy we
     # know of, so that a client cannot pick a new identity per request.
     "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
-    "URL_FORMAT_OVERRIDE": None,  # "format" is not a reserved query parameter here
+    # ?format= (DRF's URL_FORMAT_OVERRIDE) wins over Accept; nothing satisfiable is a 406.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "models_api.api.negotiation.ContentNegotiation",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

@@ -1,7 +1,7 @@
 """Query parameters of the catalogue's search endpoints (``GET /api/<objects>?...``).
 
-Names of experiments given as filters must exist (400 naming the unknown one); the filters
-themselves are the shared ones of :mod:`models_api.api.filters`.
+An experiment named in a filter that does not exist matches nothing (the contract's rule for
+filters); the filters themselves are the shared ones of :mod:`models_api.api.filters`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Query parameters of the two record streams, checked before the first byte is sent.
 
-Names of experiments, seasons and sites must exist (400 naming the unknown one); dataset names
-need not (a record may create its dataset), so an unknown one simply matches nothing. Names are
-resolved to ids once, so the stream's query filters on indexed id columns without joins.
+A name of an experiment, season, site or dataset that no row has matches nothing (an empty
+stream, as the seed's service gave its clients). Names are resolved to ids once, so the
+stream's query filters on indexed id columns without joins.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class RecordFilterSet(django_filters.FilterSet):
     )
     site_name = ReferenceNameFilter(field_name="site_id", model=Site, name_field="site_name")
     dataset_name = ReferenceNameFilter(
-        field_name="dataset_id", model=Dataset, name_field="dataset_name", must_exist=False
+        field_name="dataset_id", model=Dataset, name_field="dataset_name"
     )
     collection_date = django_filters.DateFilter(field_name="collection_date")
 
@@ -84,7 +84,7 @@ class RecordWindowFilterSet(django_filters.FilterSet):
     )
     site_names = ReferenceNamesFilter(field_name="site_id", model=Site, name_field="site_name")
     dataset_names = ReferenceNamesFilter(
-        field_name="dataset_id", model=Dataset, name_field="dataset_name", must_exist=False
+        field_name="dataset_id", model=Dataset, name_field="dataset_name"
     )
 
     class Meta:

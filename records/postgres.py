@@ -5,8 +5,8 @@ default) runs:
 
 - bulk ingest through ``COPY ... FROM STDIN`` (:class:`CopySink`; ``records.ingest`` has the
   SQLite sink);
-- streams through ``COPY (SELECT ...) TO STDOUT`` with the JSON built by the database
-  (:func:`json_lines`, :func:`one_json`; ``records.representation`` has the iterator);
+- the streams' rows read by pyarrow from ``COPY (SELECT ...) TO STDOUT`` (:class:`TextBatches`;
+  ``records.representation`` has the ORM's iterator);
 - a record's INSERT and its links in one statement (:func:`insert_with_links`;
   ``records.services`` runs them one by one elsewhere);
 - the admin's estimated row count (:func:`estimated_row_count`).
@@ -18,6 +18,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, transaction
 from django.db.models import Model, QuerySet
@@ -162,72 +165,82 @@ class CopySink:
         return self.created
 
 
-# --- Streams -------------------------------------------------------------------------------
+# --- Streams -----------------------------------------------------------------------------
+
+#: Bytes of COPY's CSV parsed into one batch (a few thousand records).
+COPY_BLOCK_BYTES = 2 * 1024 * 1024
 
 
-def _utc_text(column: str) -> str:
-    # Always six fraction digits from to_char, dropped again when they are all zero.
-    return (
-        f"replace(to_char(q.{column} AT TIME ZONE 'UTC', "
-        f"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
-    )
+def _utc_text(column: pa.Array) -> pa.Array:
+    """PostgreSQL's text of a ``timestamptz`` in UTC (``2024-06-01 10:00:00.5+00``) in the
+    contract's form (``2024-06-01T10:00:00.500000Z``), for a whole column at once."""
+    text = pc.utf8_slice_codeunits(column, 0, -3)  # the "+00" of the UTC session
+    text = pc.if_else(pc.greater(pc.utf8_length(text), 19), pc.utf8_rpad(text, 26, "0"), text)
+    text = pc.replace_substring(text, " ", "T", max_replacements=1)
+    return pc.binary_join_element_wise(text, "Z", "")
 
 
-def record_sql(
-    values: QuerySet, fields: Sequence[str], datetime_fields: frozenset[str]
-) -> tuple[str, tuple[Any, ...]]:
-    """``SELECT <one JSON text per record> ... ORDER BY timestamp, id`` for the ``values()``
-    query ``values``, with ``fields`` in order and ``datetime_fields`` in the contract's UTC
-    form.
+class TextBatches:
+    """The rows of a ``values_list`` query (its fields named by ``fields``) as Arrow batches of
+    text, read by pyarrow from ``COPY (<the query>) TO STDOUT (FORMAT csv)``; the columns of
+    ``time_fields`` in the contract's form.
 
-    ``row_to_json`` writes compact JSON with the columns in order; the times are formatted
-    in SQL so that the database does all the work of a line. ``EmptyResultSet`` when the
-    filters can match nothing.
+    The database only reads the rows in index order and joins the few names (Memoize keeps
+    those lookups cheap); every other step of a record's representation is done by Arrow on
+    whole columns, while the database goes on sending the next rows.
     """
-    inner, params = values.order_by().query.sql_with_params()
-    columns = ", ".join(
-        f"{_utc_text(name)} AS {name}" if name in datetime_fields else f"q.{name}"
-        for name in fields
-    )
-    sql = (
-        f"SELECT row_to_json(r)::text FROM ("
-        f"SELECT {columns} FROM ({inner}) AS q ORDER BY q.timestamp, q.id) AS r"
-    )
-    return sql, tuple(params)
 
+    def __init__(self, values: QuerySet, fields: Sequence[str], time_fields: frozenset[str]):
+        self.db = values.db
+        self.fields = list(fields)
+        self.time_fields = [name for name in fields if name in time_fields]
+        try:
+            self.sql, self.params = values.query.sql_with_params()
+        except EmptyResultSet:  # a filter that can match nothing (a name no row has)
+            self.sql = None
+        self.convert_options = pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in self.fields},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # COPY writes NULL unquoted, '' quoted
+            null_values=[""],
+        )
 
-def json_lines(
-    values: QuerySet, fields: Sequence[str], datetime_fields: frozenset[str]
-) -> Iterator[bytes]:
-    """Blocks of NDJSON lines of the records of ``values`` (as in :func:`record_sql`), written
-    by the database and carried by ``COPY ... TO STDOUT``."""
-    try:
-        sql, params = record_sql(values, fields, datetime_fields)
-    except EmptyResultSet:  # a filter that can match nothing (an unknown dataset name)
-        return
-    # CSV with a quote and a delimiter that JSON text never holds raw (control characters are
-    # always escaped in JSON): COPY then passes each line through untouched.
-    copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
-    with transaction.atomic(using=values.db), connections[values.db].cursor() as cursor:
-        # Without Memoize (a cache of the few names' lookups) the planner picks a parallel
-        # plan whose workers do the joins; with parallel query disabled, Memoize off is slower.
-        cursor.execute("SET LOCAL enable_memoize = off")
-        with cursor.cursor.copy(copy_sql, params) as copy:
-            yield from copy
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self.sql is None:
+            return
+        copy_sql = f"COPY ({self.sql}) TO STDOUT (FORMAT csv)"
+        with transaction.atomic(using=self.db), connections[self.db].cursor() as cursor:
+            cursor.execute("SET LOCAL TimeZone = 'UTC'")
+            with cursor.cursor.copy(copy_sql, self.params) as copy:
+                # libpq hands COPY's output over a row at a time: gathered into blocks that end
+                # where rows end, each parsed by pyarrow at once (and nothing read ahead).
+                rows, size = [], 0
+                for row in copy:
+                    rows.append(row)
+                    size += len(row)
+                    if size >= COPY_BLOCK_BYTES:
+                        yield self._batch(b"".join(rows))
+                        rows, size = [], 0
+                if rows:
+                    yield self._batch(b"".join(rows))
 
+    def _batch(self, csv_rows: bytes) -> pa.RecordBatch:
+        table = pacsv.read_csv(
+            pa.BufferReader(csv_rows),
+            read_options=pacsv.ReadOptions(
+                column_names=self.fields, block_size=len(csv_rows) + 1, use_threads=False
+            ),
+            # a name may hold a line break (COPY quotes it)
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=self.convert_options,
+        )
+        return self._in_contract_form(table.combine_chunks().to_batches()[0])
 
-def one_json(
-    values: QuerySet, fields: Sequence[str], datetime_fields: frozenset[str]
-) -> bytes | None:
-    """The JSON of the first record of ``values`` (in stream order), or None."""
-    try:
-        sql, params = record_sql(values, fields, datetime_fields)
-    except EmptyResultSet:
-        return None
-    with connections[values.db].cursor() as cursor:
-        cursor.execute(f"{sql} LIMIT 1", params)
-        row = cursor.fetchone()
-    return row[0].encode() if row else None
+    def _in_contract_form(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        for name in self.time_fields:
+            index = batch.schema.get_field_index(name)
+            batch = batch.set_column(index, name, _utc_text(batch.column(index)))
+        return batch
 
 
 # --- One record and its links --------------------------------------------------------------

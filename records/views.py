@@ -14,6 +14,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -38,7 +39,15 @@ from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.ingest import ingest_records, parse_ndjson
 from records.models import ModelRecord
 from records.parsers import LimitedMultiPartParser, NDJSONLines, NDJSONParser
-from records.representation import render_lines, render_new, render_one
+from records.renderers import (
+    RECORD_RENDERERS,
+    ArrowStreamRenderer,
+    CSVRenderer,
+    NDJSONRenderer,
+    ParquetRenderer,
+    RecordRenderer,
+)
+from records.representation import RecordBatches, render_new
 from records.serializers import (
     IngestResultSerializer,
     RecordFormSerializer,
@@ -54,25 +63,40 @@ logger = logging.getLogger(__name__)
 
 
 def record_response(queryset) -> HttpResponse:
-    body = render_one(queryset)
-    if body is None:
+    """The JSON of the record of ``queryset``: a stream's line, by the same encoder."""
+    body = b"".join(NDJSONRenderer().encode(RecordBatches(queryset)))
+    if not body:
         raise NotFound("No record has this id.")
-    return HttpResponse(body, content_type="application/json")
+    return HttpResponse(body.rstrip(b"\n"), content_type="application/json")
 
 
-def stream_response(queryset) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(render_lines(queryset), content_type=NDJSON)
-    response["X-Accel-Buffering"] = "no"  # let a proxy pass lines on as they come
+def stream_response(
+    renderer: RecordRenderer, batches: RecordBatches, *, model: MLModel
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(renderer.encode(batches), content_type=renderer.content_type)
+    response["X-Accel-Buffering"] = "no"  # let a proxy pass records on as they come
+    if renderer.attachment:
+        response["Content-Disposition"] = content_disposition_header(
+            True, f"{model.model_name} records.{renderer.extension}"
+        )
     return response
 
 
+_STREAM_DESCRIPTIONS = {
+    NDJSONRenderer.media_type: "One record per line, ordered by timestamp then id.",
+    CSVRenderer.media_type: "RFC 4180: a header row of the 18 fields, then a row per record.",
+    ArrowStreamRenderer.media_type: "Arrow IPC stream: one column per field, typed.",
+    ParquetRenderer.media_type: "Parquet, the Arrow stream's columns; an attachment.",
+}
 _stream_schema = {
     "responses": {
-        (200, NDJSON): OpenApiResponse(
-            OpenApiTypes.STR, description="One record per line, ordered by timestamp then id."
-        ),
+        **{
+            (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description=description)
+            for media_type, description in _STREAM_DESCRIPTIONS.items()
+        },
         400: ErrorSerializer,
         404: ErrorSerializer,
+        406: ErrorSerializer,
     },
 }
 
@@ -124,14 +148,23 @@ class ModelRecordsViewSet(ContractViewSet):
         except (ValueError, MLModel.DoesNotExist):
             raise NotFound(f"No model has the id '{model_pk}'.") from None
 
-    def list(self, request: Request, model_pk: str) -> StreamingHttpResponse:
+    def get_renderers(self):
+        """The record formats for the streams; JSON for everything else."""
+        if self.action in self.filtered_actions:
+            return [renderer() for renderer in RECORD_RENDERERS]
+        return super().get_renderers()
+
+    def stream(self) -> StreamingHttpResponse:
         model = self.get_model()
-        return stream_response(self.filter_queryset(ModelRecord.objects.for_model(model)))
+        batches = RecordBatches(self.filter_queryset(ModelRecord.objects.for_model(model)))
+        return stream_response(self.request.accepted_renderer, batches, model=model)
+
+    def list(self, request: Request, model_pk: str) -> StreamingHttpResponse:
+        return self.stream()
 
     @action(detail=False, methods=["get"], url_path="filter", filterset_class=RecordWindowFilterSet)
     def filter_records(self, request: Request, model_pk: str) -> StreamingHttpResponse:
-        model = self.get_model()
-        return stream_response(self.filter_queryset(ModelRecord.objects.for_model(model)))
+        return self.stream()
 
     def create(self, request: Request, model_pk: str) -> HttpResponse:
         model = self.get_model()

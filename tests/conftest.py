@@ -126,6 +126,13 @@ def demo(db):
     return MLModel.objects.get(model_name="Model A")
 
 
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of a few hundred records, so that a test's few thousand span many of them."""
+    monkeypatch.setattr("records.representation.BATCH_ROWS", 500)
+    monkeypatch.setattr("records.postgres.COPY_BLOCK_BYTES", 256 * 1024)
+
+
 def record_body(**overrides) -> dict:
     """A valid record for the demo catalogue, as a JSON body."""
     body = {

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pyarrow as pa
 
 #: A ``detail`` is one human sentence: some text, ending with a full stop (or ! or ?).
 ONE_SENTENCE = re.compile(r"[^\n]*\S[^\n]*[.!?]")
@@ -50,3 +55,24 @@ def assert_error(response, status: int) -> dict:
         assert isinstance(messages, list) and messages, (field, messages)
         assert all(isinstance(message, str) for message in messages), (field, messages)
     return body
+
+
+class Peak:
+    bytes = 0
+
+
+@contextmanager
+def peak_memory() -> Iterator[Peak]:
+    """The peak of memory allocated in the block, by Python and by Arrow (whose buffers
+    tracemalloc does not see), in ``.bytes`` once the block is left."""
+    peak, previous = Peak(), pa.default_memory_pool()
+    pool = pa.proxy_memory_pool(previous)
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        yield peak
+        peak.bytes = tracemalloc.get_traced_memory()[1] + pool.max_memory()
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(previous)

@@ -220,9 +220,7 @@ def test_known_and_unknown_query_parameters_together_are_400(api, model):
     assert set(assert_error(response, 400)["errors"]) == {"model_nme"}
 
 
-@pytest.mark.parametrize(
-    "param", ["format", "page", "ordering", "search", "limit", "offset", "fields"]
-)
+@pytest.mark.parametrize("param", ["page", "ordering", "search", "limit", "offset", "fields"])
 def test_framework_parameters_are_unknown_too(api, model, param):
     response = api.get("/api/models/all", {param: "json"})
     assert param in assert_error(response, 400)["errors"]
@@ -362,10 +360,25 @@ def test_over_long_name_in_query_is_400(api, catalogue, query, param):
         pytest.param("/api/seasons?experiment_name=%25(x)s", id="seasons-percent-named"),
     ],
 )
-def test_unknown_name_with_a_percent_sign_in_a_query_is_400_naming_it(api, catalogue, query):
+def test_unknown_name_with_a_percent_sign_in_a_query_matches_nothing(api, catalogue, query):
+    """Not a server error (django-filter formats messages with "%"): an empty list's 404."""
     api.raise_request_exception = False
-    body = assert_error(api.get(query), 400)
-    assert "experiment_name" in body["errors"]
+    assert_error(api.get(query), 404)
+
+
+@pytest.mark.parametrize("path", ["/api/models/all", "/api/models/id/{model}", "/api/sites"])
+def test_format_is_known_everywhere(api, catalogue, path):
+    """DRF's format override: ``json`` is what these answer; anything else is a 406 naming it."""
+    path = fill(path, catalogue)
+    assert api.get(path, {"format": "json"}).status_code == 200
+    detail = assert_error(api.get(path, {"format": "csv"}), 406)["detail"]
+    assert "application/json (format=json)" in detail
+
+
+def test_an_unsupported_method_is_405_whatever_format_was_asked_for(api, catalogue):
+    path = fill("/api/models/id/{model}/records?format=arrow", catalogue)
+    response = api.generic("TRACE", path)
+    assert_error(response, 405)
 
 
 def test_names_with_like_wildcards_match_exactly(api):

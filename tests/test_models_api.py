@@ -155,10 +155,11 @@ def test_search_by_experiment(api, model):
     assert [m["model_name"] for m in found] == ["Model A"]
 
 
-def test_search_by_unknown_experiment_is_400_naming_it(api, model):
+def test_search_by_unknown_experiment_matches_nothing(api, model):
+    """A name in a query's filters that exists nowhere is not an error: it matches nothing."""
     response = api.get("/api/models", {"experiment_name": "Experiment Z"})
-    assert response.status_code == 400
-    assert "Experiment Z" in response.json()["detail"]
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No models found."}
 
 
 def test_get_unknown_model_is_404(api):

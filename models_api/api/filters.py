@@ -4,7 +4,7 @@ FilterSets from.
 The contract rejects unknown query parameters (a typo such as ``site_name`` for ``site_names``
 must never silently widen a result), so the parameters an action accepts are exactly its
 filterset's (:func:`check_query_params`). Names given as filters are resolved to primary keys
-once, so that the filtered query needs no join.
+once, so that the filtered query needs no join; a name that no row has matches nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from models_api.api.errors import InvalidInput
 from models_api.api.json_values import parse_json_text
 from models_api.api.names import NAME_MAX_LENGTH, NAME_SCHEMA, check_name
 
+#: Query parameters every endpoint knows: DRF's format override (``?format=csv``).
+COMMON_PARAMS = frozenset({"format"})
+
 
 def check_query_params(params: QueryDict, filterset_class: type | None) -> None:
     """400 for unknown, empty or repeated single-valued query parameters, naming each."""
@@ -29,9 +32,10 @@ def check_query_params(params: QueryDict, filterset_class: type | None) -> None:
     errors: dict[str, list[str]] = {}
     for name in params:
         values = params.getlist(name)
-        if name not in filters:
+        repeatable = getattr(filters.get(name), "repeatable", False)
+        if name not in filters and name not in COMMON_PARAMS:
             errors[name] = ["Unknown query parameter."]
-        elif len(values) > 1 and not getattr(filters[name], "repeatable", False):
+        elif len(values) > 1 and not repeatable:
             errors[name] = ["Give this query parameter once."]
         elif any(value == "" for value in values):
             errors[name] = ["This query parameter may not be empty."]
@@ -39,30 +43,18 @@ def check_query_params(params: QueryDict, filterset_class: type | None) -> None:
         raise InvalidInput(errors)
 
 
-def _pks_by_name(model: type[Model], name_field: str, names: list[str]) -> tuple[list, list[str]]:
-    """The primary keys of the rows with these names, and the names that matched no row."""
-    rows = model._default_manager.filter(**{f"{name_field}__in": names}).values_list(
-        "pk", name_field
-    )
-    pks, found = [], set()
-    for pk, name in rows:
-        pks.append(pk)
-        found.add(name)
-    return pks, [name for name in names if name not in found]
-
-
 class ReferenceNamesField(forms.Field):
     """One or more names (a repeated key) of rows in ``model``, cleaned to their primary keys.
 
-    With ``must_exist`` an unknown name is an error naming it; otherwise it simply matches
-    nothing.
+    A name no row has is not an error: it matches nothing (the contract's rule for filters;
+    only writes must name rows that exist).
     """
 
     widget = forms.SelectMultiple  # reads every value of a repeated key
 
-    def __init__(self, *, model: type[Model], name_field: str, must_exist: bool = True, **kwargs):
+    def __init__(self, *, model: type[Model], name_field: str, **kwargs):
         super().__init__(**kwargs)
-        self.model, self.name_field, self.must_exist = model, name_field, must_exist
+        self.model, self.name_field = model, name_field
 
     def clean(self, value: Any) -> list | None:
         names = [value] if isinstance(value, str) else list(value or [])
@@ -73,18 +65,11 @@ class ReferenceNamesField(forms.Field):
                 check_name(name)
             except ValueError as error:
                 raise DjangoValidationError(str(error)) from None
-        pks, missing = _pks_by_name(self.model, self.name_field, names)
-        if missing and self.must_exist:
-            # Client text goes in params, never in the message: django-filter formats the
-            # message with "%", and a name such as "100% maize" would break it.
-            raise DjangoValidationError(
-                "No %(label)s is named %(names)s.",
-                params={
-                    "label": self.model._meta.verbose_name,
-                    "names": ", ".join(repr(name) for name in missing),
-                },
+        return list(
+            self.model._default_manager.filter(**{f"{self.name_field}__in": names}).values_list(
+                "pk", flat=True
             )
-        return pks
+        )
 
 
 class ReferenceNameField(ReferenceNamesField):

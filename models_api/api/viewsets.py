@@ -20,6 +20,7 @@ from django.http import Http404
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -32,13 +33,32 @@ def require_object(data: object) -> None:
         raise ValidationError("Give the body as a JSON object, such as {\"name\": \"value\"}.")
 
 
-class ContractViewSet(viewsets.GenericViewSet):
+class JSONErrorsMixin:
+    """Errors are JSON whatever the request asked for (a 404 for a client that wanted Arrow,
+    a 406 for one that wanted what nothing offers)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400 and isinstance(response, Response):
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+            response.renderer_context = self.get_renderer_context()
+        return response
+
+
+class ContractViewSet(JSONErrorsMixin, viewsets.GenericViewSet):
     lookup_value_regex = "[^/]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     #: The model whose permissions an action needs, when it is not the viewset's own.
     permission_model: type[Model] | None = None
     #: Actions whose query parameters are the filterset's; every other action takes none.
     filtered_actions = frozenset({"list"})
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # A method the path does not have is a 405 whatever format was asked for.
+        if getattr(self, request.method.lower(), None) is None:
+            force = True
+        return super().perform_content_negotiation(request, force=force)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

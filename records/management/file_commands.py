@@ -11,7 +11,10 @@ from tqdm import tqdm
 
 from models_api.models import MLModel
 
-FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv"}
+FORMATS = {
+    ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv",
+    ".arrow": "arrow", ".arrows": "arrow", ".parquet": "parquet", ".pq": "parquet",
+}
 
 
 def find_model(name_or_id: str) -> MLModel:
@@ -36,7 +39,8 @@ def choose_format(path: str, given: str | None) -> str:
         return FORMATS[Path(path).suffix.lower()]
     except KeyError:
         raise CommandError(
-            f"Cannot tell the format of '{path}' from its extension; give --format ndjson or csv."
+            f"Cannot tell the format of '{path}' from its extension; give --format "
+            "ndjson, csv, arrow or parquet."
         ) from None
 
 

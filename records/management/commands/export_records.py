@@ -1,40 +1,40 @@
-"""``manage.py export_records MODEL [filters] -o FILE``: write a model's records as NDJSON or CSV.
+"""``manage.py export_records MODEL [filters] -o FILE``: write a model's records as NDJSON, CSV,
+Arrow or Parquet.
 
 The filters are the streams' own: the options are turned into the query string the API would
 receive and checked by the same FilterSets (``records.filtersets``), so a filter means here
 what it means in ``GET /id/{id}/records`` and ``/records/filter`` (both kinds may be combined).
-The lines come from ``records.representation.render_lines``, the stream's renderer: an NDJSON
-export is byte for byte what the API streams, ordered by timestamp then id, and memory stays
-flat however many records match.
-
-CSV has one column per field of the record object, ``model_data`` and ``record_info`` as JSON
-text; ``import_records`` reads it back. A file is written under a temporary name and renamed
-once complete, so a failed export never leaves a file that looks whole.
+The records come from ``records.representation.RecordBatches`` and are encoded by the
+streams' own renderers (``records.renderers``): an export is byte for byte what the API streams
+in that format, ordered by timestamp then id, and memory stays flat however many records match.
+``import_records`` reads every format back. A file is written under a temporary name and
+renamed once complete, so a failed export never leaves a file that looks whole.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
+import io
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import pyarrow as pa
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from models_api.api import json_values
 from models_api.api.errors import InvalidInput
 from models_api.api.filters import check_query_params
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.management.file_commands import choose_format, find_model, progress
 from records.models import ModelRecord
-from records.representation import RECORD_FIELDS, render_lines
+from records.renderers import FORMATS
+from records.representation import RecordBatches
 
 #: The options (argparse dests) of each stream's FilterSet: the names of its query parameters.
 EXACT_FILTERS = ("experiment_name", "season_name", "site_name", "dataset_name", "collection_date")
@@ -42,7 +42,6 @@ WINDOW_FILTERS = (
     "start_timestamp", "end_timestamp",
     "experiment_names", "season_names", "site_names", "dataset_names",
 )
-JSON_COLUMNS = frozenset({"model_data", "record_info"})
 
 
 def filtered(queryset: QuerySet, filterset_class: type, options: dict, names: tuple) -> QuerySet:
@@ -69,50 +68,11 @@ def _messages(errors: dict) -> str:
     )
 
 
-def ndjson_chunks(queryset: QuerySet, count: Callable[[int], None]) -> Iterator[bytes]:
-    for chunk in render_lines(queryset):
-        count(chunk.count(b"\n"))
-        yield chunk
-
-
-def csv_chunks(queryset: QuerySet, count: Callable[[int], None]) -> Iterator[bytes]:
-    """The stream's lines as CSV rows, converted a chunk at a time (a chunk from PostgreSQL's
-    COPY may end inside a line: the rest is carried over to the next)."""
-    buffer = _Buffer()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(RECORD_FIELDS)
-    yield buffer.take()
-    rest = b""
-    for chunk in render_lines(queryset):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            record = json_values.loads(line)  # exact: big integers keep every digit
-            writer.writerow([_cell(name, record[name]) for name in RECORD_FIELDS])
-        count(len(lines))
-        yield buffer.take()
-    if rest.strip():
-        raise CommandError("The record stream ended inside a line.")
-
-
-def _cell(name: str, value) -> str:
-    if name in JSON_COLUMNS:
-        return json_values.dumps(value).decode()
-    return "" if value is None else value
-
-
-class _Buffer:
-    """A text sink for ``csv.writer`` whose content is taken as UTF-8 bytes."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.parts.append(text)
-
-    def take(self) -> bytes:
-        text, self.parts = "".join(self.parts), []
-        return text.encode()
+def counted(batches: Iterable[pa.RecordBatch], count: Callable[[int], None]):
+    """The batches, counting their records as they pass."""
+    for batch in batches:
+        count(batch.num_rows)
+        yield batch
 
 
 @contextmanager
@@ -142,6 +102,8 @@ def _stdout_writer(stream: IO) -> Callable[[bytes], None]:
     if binary is not None:  # the real standard output: bytes go straight through
         stream.flush()
         return binary.write
+    if isinstance(stream, io.BytesIO):
+        return stream.write
     # A text stream (call_command(stdout=StringIO())): decode, even across a split character.
     decoder = codecs.getincrementaldecoder("utf-8")()
     return lambda data: stream.write(decoder.decode(data))
@@ -149,7 +111,8 @@ def _stdout_writer(stream: IO) -> Callable[[bytes], None]:
 
 class Command(BaseCommand):
     help = (
-        "Export a model's records as NDJSON or CSV, filtered like the record streams "
+        "Export a model's records as NDJSON, CSV, Arrow or Parquet, filtered like the record "
+        "streams "
         "(GET /id/{id}/records and /records/filter)."
     )
 
@@ -160,7 +123,7 @@ class Command(BaseCommand):
             help="the file to write (default, or -: standard output)",
         )
         parser.add_argument(
-            "--format", choices=["ndjson", "csv"],
+            "--format", choices=sorted(FORMATS),
             help="the output format (default: from the extension; NDJSON on standard output)",
         )
         exact = parser.add_argument_group("exact filters (as GET /id/{id}/records)")
@@ -182,7 +145,7 @@ class Command(BaseCommand):
         queryset = filtered(queryset, RecordFilterSet, options, EXACT_FILTERS)
         queryset = filtered(queryset, RecordWindowFilterSet, options, WINDOW_FILTERS)
 
-        chunks = csv_chunks if file_format == "csv" else ndjson_chunks
+        renderer = FORMATS[file_format]()
         exported = 0
         started = time.perf_counter()
         try:
@@ -196,7 +159,7 @@ class Command(BaseCommand):
                     exported += records
                     bar.update(records)
 
-                for chunk in chunks(queryset, count):
+                for chunk in renderer.encode(counted(RecordBatches(queryset), count)):
                     write(chunk)
         except BrokenPipeError:  # the reader left (`export_records ... | head`): no error
             # Point standard output at nothing, so that the flush at exit cannot fail too.

@@ -1,4 +1,5 @@
-"""``manage.py import_records MODEL FILE``: load a model's records from an NDJSON or CSV file.
+"""``manage.py import_records MODEL FILE``: load a model's records from an NDJSON, CSV, Arrow or
+Parquet file.
 
 This is the bulk endpoint for an operator: the lines are checked by the same code
 (``records.ingest.parse_ndjson``, ``records.validation.parse_record``) and written by the same
@@ -35,6 +36,7 @@ from models_api.api.errors import NON_FIELD, DomainError, InvalidInput
 from models_api.models import MLModel
 from records.ingest import IngestResult, ParsedLine, ingest_records, parse_ndjson
 from records.management.file_commands import choose_format, find_model, progress
+from records.readers import arrow_records, parquet_records
 from records.representation import RECORD_FIELDS
 from records.validation import INPUT_FIELDS, REQUIRED_FIELDS, parse_record
 
@@ -49,6 +51,12 @@ def numbered_lines(stream: IO[bytes], bar: tqdm) -> Iterator[tuple[int, bytes]]:
     for number, line in enumerate(stream, start=1):
         bar.update()
         yield number, line
+
+
+def counted(records: Iterator[ParsedLine], bar: tqdm) -> Iterator[ParsedLine]:
+    for record in records:
+        bar.update()
+        yield record
 
 
 def parse_csv(stream: IO[bytes], bar: tqdm) -> Iterator[ParsedLine]:
@@ -131,13 +139,14 @@ def open_input(path: str, stdin: IO[bytes] | None):
 
 
 def failure(error: DomainError) -> str:
-    """The ingest's refusal as text, each bad line (``InvalidInput.errors``) on its own line."""
+    """The ingest's refusal as text, each bad line (or column) on its own line."""
     lines = [error.detail]
     if isinstance(error, InvalidInput):
-        for number, messages in error.errors.items():
-            if number == NON_FIELD:
+        for key, messages in error.errors.items():
+            if key == NON_FIELD:
                 continue
-            lines.extend(f"  line {number}: {message}" for message in messages)
+            where = f"line {key}" if key.isdigit() else key
+            lines.extend(f"  {where}: {message}" for message in messages)
     return "\n".join(lines)
 
 
@@ -153,7 +162,7 @@ class Command(BaseCommand):
         parser.add_argument("model", help="the model's name or id")
         parser.add_argument("file", help="the file to read, or - for standard input")
         parser.add_argument(
-            "--format", choices=["ndjson", "csv"],
+            "--format", choices=["ndjson", "csv", "arrow", "parquet"],
             help="the file's format (default: from its extension; NDJSON for standard input)",
         )
         parser.add_argument(
@@ -169,26 +178,38 @@ class Command(BaseCommand):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         started = time.perf_counter()
-        with open_input(options["file"], options.get("stdin")) as stream, \
-                progress(self.stderr, "lines") as bar:
-            if file_format == "csv":
-                records = parse_csv(stream, bar)
-            else:
-                records = parse_ndjson(numbered_lines(stream, bar), ignore=EXPORTED_ONLY)
-            first = next(records, None)
-            if first is None:
-                raise CommandError("The file holds no records.")
-            records = chain([first], records)
-            if batch_size:
-                result = self.import_in_batches(model, records, batch_size)
-            else:
-                result = self.import_at_once(model, records)
+        try:
+            with open_input(options["file"], options.get("stdin")) as stream, \
+                    progress(self.stderr, "lines") as bar:
+                records = self.read(file_format, stream, bar)
+                first = next(records, None)
+                if first is None:
+                    raise CommandError("The file holds no records.")
+                records = chain([first], records)
+                if batch_size:
+                    result = self.import_in_batches(model, records, batch_size)
+                else:
+                    result = self.import_at_once(model, records)
+        except DomainError as error:  # a columnar file whose columns are wrong, or cut short
+            raise CommandError(failure(error)) from None
         seconds = time.perf_counter() - started
         total = result.created + result.skipped_existing
         self.stdout.write(
             f"created {result.created}, skipped_existing {result.skipped_existing}, "
             f"{seconds:.1f} seconds, {total / max(seconds, 1e-9):,.0f} records/second"
         )
+
+    @staticmethod
+    def read(file_format: str, stream: IO[bytes], bar: tqdm) -> Iterator[ParsedLine]:
+        if file_format == "csv":
+            return parse_csv(stream, bar)
+        if file_format == "arrow":
+            return counted(arrow_records(stream, ignore=EXPORTED_ONLY), bar)
+        if file_format == "parquet":
+            if not stream.seekable():  # standard input: Parquet's footer is read first
+                stream = io.BytesIO(stream.read())
+            return counted(parquet_records(stream, ignore=EXPORTED_ONLY), bar)
+        return parse_ndjson(numbered_lines(stream, bar), ignore=EXPORTED_ONLY)
 
     def import_at_once(self, model: MLModel, records: Iterable[ParsedLine]) -> IngestResult:
         try:
