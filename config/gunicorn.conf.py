@@ -13,6 +13,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
+# The longest request line gunicorn allows (the default is 4094): a stream filtered by a long
+# list of names (``?site_names=...&site_names=...``) fits in it. nginx in front
+# (config/nginx.conf) allows the same and answers a longer one itself, as JSON.
+limit_request_line = 8190
 # Recycle workers now and then so that a leak, if any, cannot grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
