@@ -15,33 +15,43 @@ SQLite database of its own (as in ``test_production_settings``), on either suite
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
+import pwd
+import re
+import runpy
 import shutil
+import signal
 import socket
 import ssl
+import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import requests
+from django.conf import settings
 
+from config.render_nginx import DEFAULTS, render
 from tests.test_production_settings import (
+    BASE_DIR,
     GunicornServer,
     call,
     environment,
+    free_port,
     manage,
     production,
     record,
 )
 
 NGINX = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
-needs_nginx = pytest.mark.skipif(
-    NGINX is None, reason="nginx is not installed (apt-get install nginx; .ci/run does)"
-)
+NO_NGINX = "nginx is not installed (apt-get install nginx; .ci/run does)"
 
 #: Sites created for the long query: about 300 names make a query of about 8,000 bytes.
 FIELD_SITES = 320
@@ -166,14 +176,26 @@ class Answer:
 def exchange(
     port: int, data: bytes, *, timeout: float = 10, tls: ssl.SSLContext | None = None
 ) -> Answer:
-    """Send ``data`` on a new connection and read the answer until the server closes."""
+    """Send ``data`` on a new connection and read the answer (to its Content-Length, else
+    until the server closes)."""
     started = time.monotonic()
+    received = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as plain:
         sock = tls.wrap_socket(plain, server_hostname="127.0.0.1") if tls else plain
         sock.sendall(data)
-        received = b""
-        while chunk := sock.recv(65536):
+        length = None
+        while length is None or len(received) < length:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:  # nginx resets a connection it refused a body on
+                chunk = b""
+            if not chunk:
+                break
             received += chunk
+            head, separator, _ = received.partition(b"\r\n\r\n")
+            if separator and length is None:
+                found = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                length = len(head) + 4 + int(found.group(1)) if found else float("inf")
     head, _, body = received.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = {}
@@ -181,3 +203,402 @@ def exchange(
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return Answer(int(status_line.split()[1]), headers, body, time.monotonic() - started)
+
+
+def stop_now(server: GunicornServer) -> None:
+    """Stop gunicorn at once (SIGINT), without its graceful wait for kept-alive connections."""
+    server.process.send_signal(signal.SIGINT)
+    server.process.wait(30)
+    server.stop()
+
+
+# --- nginx in front ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (certificate, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class NginxServer:
+    """``config/nginx.conf`` rendered into ``folder`` (pid, logs, temporary files), listening on
+    free ports of 127.0.0.1, in front of ``upstream``; ``replace`` changes the rendered text
+    (each old text must be there), e.g. a shorter timeout."""
+
+    def __init__(
+        self,
+        folder: Path,
+        upstream: str,
+        certificate: tuple[Path, Path],
+        replace: dict[str, str] | None = None,
+    ):
+        (folder / "temp").mkdir(parents=True, exist_ok=True)  # nginx makes only its subfolders
+        self.folder = folder
+        self.http_port, self.https_port = free_port(), free_port()
+        self.http_url = f"http://127.0.0.1:{self.http_port}"
+        self.https_url = f"https://127.0.0.1:{self.https_port}"
+        self.certificate = str(certificate[0])
+        text = render(
+            # Workers run as the user running the tests (when root, nginx would otherwise
+            # switch them to www-data, who cannot enter pytest's folders).
+            USER=pwd.getpwuid(os.geteuid()).pw_name,
+            PID=str(folder / "nginx.pid"),
+            ERROR_LOG=str(folder / "error.log"),
+            ACCESS_LOG=str(folder / "access.log"),
+            TEMP_DIR=str(folder / "temp"),
+            UPSTREAM=upstream,
+            HTTP_LISTEN=f"127.0.0.1:{self.http_port}",
+            HTTPS_LISTEN=f"127.0.0.1:{self.https_port}",
+            SERVER_NAME="127.0.0.1",
+            SSL_CERTIFICATE=str(certificate[0]),
+            SSL_CERTIFICATE_KEY=str(certificate[1]),
+        )
+        for old, new in (replace or {}).items():
+            assert old in text, old
+            text = text.replace(old, new)
+        self.conf = folder / "nginx.conf"
+        self.conf.write_text(text)
+        self._output = open(folder / "nginx.out", "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [
+                NGINX,
+                "-p",
+                f"{folder}/",
+                "-e",
+                str(folder / "error.log"),
+                "-c",
+                str(self.conf),
+                "-g",
+                "daemon off;",
+            ],
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            self._wait_until_listening()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_listening(self) -> None:
+        deadline = time.monotonic() + 20
+        for port in (self.http_port, self.https_port):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"nginx did not start:\n{self.log()}") from None
+                    time.sleep(0.05)
+
+    def log(self) -> str:
+        parts = [self.folder / "nginx.out", self.folder / "error.log"]
+        return "\n".join(p.read_text(errors="replace") for p in parts if p.exists())[-3000:]
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.certificate)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return requests.get(f"{self.https_url}{path}", verify=self.certificate, **kwargs)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._output.close()
+
+
+@pytest.fixture(scope="module")
+def nginx(gunicorn, certificate, tmp_path_factory) -> Iterator[NginxServer]:
+    if NGINX is None:
+        pytest.skip(NO_NGINX)
+    server = NginxServer(
+        tmp_path_factory.mktemp("nginx"), f"127.0.0.1:{gunicorn.port}", certificate
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_nginx(certificate, tmp_path) -> Iterator[Callable[..., NginxServer]]:
+    """Starts an nginx of the test's own (a dead upstream, a shorter timeout...)."""
+    if NGINX is None:
+        pytest.skip(NO_NGINX)
+    started: list[NginxServer] = []
+
+    def start(upstream: str, **replace: str) -> NginxServer:
+        server = NginxServer(tmp_path / f"nginx-{len(started)}", upstream, certificate, replace)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_the_filter_query_of_8000_bytes_passes_through_nginx(nginx, backend):
+    path = f"/api/models/id/{backend.model_id}/records/filter?{long_filter_query()}"
+    response = nginx.get(path, headers={"Authorization": f"Token {backend.token}"})
+    assert_only_site_a1_records(response)
+
+
+def test_nginx_forwards_the_host_the_scheme_and_nothing_a_client_claims(nginx, backend):
+    token = {"Authorization": f"Token {backend.token}"}
+    over_tls = nginx.get("/api/models/all", headers=token)
+    assert over_tls.status_code == 200, over_tls.text  # X-Forwarded-Proto: https
+    assert over_tls.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    claims = {
+        "X-Forwarded-Proto": "https",  # overwritten with the real scheme: http
+        "X-Forwarded-Host": "evil.example.org",  # overwritten with the Host
+        "X-Forwarded-Ssl": "on",  # removed: gunicorn would refuse the contradiction (HTML 400)
+        "X-Forwarded-Protocol": "ssl",
+    }
+    plain = requests.get(
+        f"{nginx.http_url}/api/models/all",
+        headers={**token, **claims},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert plain.status_code == 301  # the service saw plain HTTP
+    assert plain.headers["Location"] == "https://127.0.0.1/api/models/all"
+    probe = requests.get(f"{nginx.http_url}/healthz", headers=claims, timeout=10)
+    assert probe.status_code == 200, probe.text  # load-balancer probes over plain HTTP
+
+
+# --- 2. Slow clients ----------------------------------------------------------------------------
+
+#: Slow clients arrive in waves of this many (half dribbling a body, half stopped in it).
+WAVE = 16
+#: At most this many waves. gunicorn's two workers share connections unevenly (one may take
+#: all 16 of a wave while the other keeps its 4 threads free), so the control adds waves until
+#: /healthz goes unanswered: in practice after one to three.
+WAVES = 8
+#: "Promptly": /healthz must answer within this behind nginx, and does not without it.
+PROMPTLY = 3.0
+
+
+def slow_request(token: str) -> tuple[bytes, bytes]:
+    """(head, body) of an authenticated ``POST /api/sites`` with a 200-byte body: gunicorn
+    gives it a thread that waits for the whole body."""
+    body = json.dumps({"site_name": "Slow client", "site_info": {"pad": ""}})
+    body = body.replace('""', '"' + "x" * (200 - len(body)) + '"').encode()
+    head = (
+        "POST /api/sites HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+        f"Authorization: Token {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head, body
+
+
+class SlowClients:
+    """Connections sending :func:`slow_request` slowly: half send its head and 10 bytes of
+    body then one more byte every second, half send the same then nothing."""
+
+    def __init__(self, connect: Callable[[], socket.socket], token: str):
+        self.connect = connect
+        self.head, self.body = slow_request(token)
+        self.dribbling: list[list] = []  # [socket, bytes of body sent]
+        self.stopped: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._dribble, daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self.dribbling) + len(self.stopped)
+
+    def add(self, count: int) -> None:
+        for n in range(count):
+            sock = self.connect()
+            sock.sendall(self.head + self.body[:10])
+            with self._lock:
+                if n % 2:
+                    self.stopped.append(sock)
+                else:
+                    self.dribbling.append([sock, 10])
+
+    def _dribble(self) -> None:
+        while not self._done.wait(1.0):
+            with self._lock:
+                for client in self.dribbling:
+                    sock, sent = client
+                    if sent < len(self.body) - 1:  # never the last byte
+                        try:
+                            sock.sendall(self.body[sent : sent + 1])
+                            client[1] += 1
+                        except OSError:
+                            pass
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(5)
+        for sock in [sock for sock, _ in self.dribbling] + self.stopped:
+            sock.close()
+
+
+def probe(url: str, verify: str | bool = True) -> float:
+    """Seconds ``GET /healthz`` took to answer 200; raises requests.Timeout past PROMPTLY."""
+    started = time.monotonic()
+    response = requests.get(f"{url}/healthz", timeout=PROMPTLY, verify=verify)
+    assert response.status_code == 200, response.text
+    return time.monotonic() - started
+
+
+def connections_to(port: int) -> int:
+    """Established TCP connections that 127.0.0.1:``port`` has accepted (``/proc/net/tcp``)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "01" and local == f"0100007F:{port:04X}":
+            count += 1
+    return count
+
+
+def no_connections_to(port: int) -> bool:
+    """Whether ``port`` holds no connection (after a probe, gunicorn may take a moment to
+    close its end)."""
+    deadline = time.monotonic() + 2
+    while connections_to(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return connections_to(port) == 0
+
+
+def test_behind_nginx_healthz_answers_promptly_while_slow_clients_hold_connections(
+    nginx, gunicorn, backend
+):
+    def connect() -> socket.socket:
+        plain = socket.create_connection(("127.0.0.1", nginx.https_port), timeout=10)
+        return nginx.tls().wrap_socket(plain, server_hostname="127.0.0.1")
+
+    clients = SlowClients(connect, backend.token)
+    started = time.monotonic()
+    try:
+        seconds = []
+        for _ in range(WAVES):  # as many as the control ever opens
+            clients.add(WAVE)
+            seconds.append(probe(nginx.https_url, nginx.certificate))
+        while time.monotonic() - started < 3:  # bodies still arriving byte by byte
+            seconds.append(probe(nginx.https_url, nginx.certificate))
+            time.sleep(0.5)
+        assert max(seconds) < PROMPTLY, seconds
+        assert min(sent for _, sent in clients.dribbling) > 10  # they did dribble
+        assert no_connections_to(gunicorn.port)  # nginx holds them all; gunicorn none
+    finally:
+        clients.close()
+    assert len(clients) == WAVE * WAVES
+
+
+def test_without_nginx_slow_clients_hold_every_gunicorn_thread(gunicorn, backend):
+    """The control: the same clients straight to gunicorn (2 workers of 4 threads) leave
+    /healthz unanswered, until they go."""
+    clients = SlowClients(
+        lambda: socket.create_connection(("127.0.0.1", gunicorn.port), timeout=10),
+        backend.token,
+    )
+    try:
+        stalled = False
+        for _ in range(WAVES):
+            clients.add(WAVE)
+            try:
+                probe(gunicorn.url)
+            except requests.Timeout:
+                stalled = True
+                break
+        assert stalled, f"/healthz still answered with {len(clients)} slow clients"
+        assert connections_to(gunicorn.port) >= len(clients)
+    finally:
+        clients.close()
+    assert probe(gunicorn.url) < PROMPTLY  # the threads are free again
+
+
+def test_nginx_drops_a_stalled_request_without_passing_it_on(start_nginx, gunicorn, backend):
+    """A body (or a header) that stops arriving is dropped after client_body_timeout
+    (client_header_timeout), shortened to 1 s here, without an answer and without gunicorn
+    ever seeing it."""
+    nginx = start_nginx(
+        f"127.0.0.1:{gunicorn.port}",
+        **{
+            "client_body_timeout 30s;": "client_body_timeout 1s;",
+            "client_header_timeout 10s;": "client_header_timeout 1s;",
+        },
+    )
+    head, body = slow_request(backend.token)
+    for partial in (head + body[:10], head[:40]):
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", nginx.http_port), timeout=10) as sock:
+            sock.sendall(partial)
+            time.sleep(0.5)
+            assert no_connections_to(gunicorn.port)
+            try:
+                received = sock.recv(65536)
+            except ConnectionResetError:  # reset_timedout_connection
+                received = b""
+        assert received == b""  # closed, no answer
+        assert 0.9 < time.monotonic() - started < 5
+    time.sleep(0.2)  # the access log line
+    assert '"POST /api/sites HTTP/1.1" 408 0' in (nginx.folder / "access.log").read_text()
+
+
+# --- The template and the limits it must agree with ---------------------------------------------
+
+
+def test_the_nginx_limits_agree_with_gunicorn_and_the_service():
+    text = (BASE_DIR / "config" / "nginx.conf").read_text()
+    gunicorn_conf = runpy.run_path(str(BASE_DIR / "config" / "gunicorn.conf.py"))
+    count, size = re.search(r"large_client_header_buffers (\d+) (\d+)k;", text).groups()
+    longest_line = int(size) * 1024 - len("\r\n")  # a line must fit in one buffer
+    assert longest_line == gunicorn_conf["limit_request_line"] == 8190
+    body_limit = int(re.search(r"client_max_body_size (\d+)m;", text).group(1)) * 1024**2
+    largest_form = settings.RECORD_FILE_MAX_SIZE + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert body_limit > largest_form and body_limit > settings.RECORDS_BULK_MAX_BODY_SIZE
+    for directive in ("proxy_request_buffering on;", "proxy_buffering on;"):
+        assert directive in text
+
+
+def test_render_fills_every_placeholder_and_refuses_unknown_ones():
+    text = render()
+    assert not re.search(r"@[A-Z_]+@", text)
+    assert f"server {DEFAULTS['UPSTREAM']} " in text and "user www-data;" in text
+    assert "server 10.0.0.5:8000 " in render(UPSTREAM="10.0.0.5:8000")
+    with pytest.raises(ValueError, match="COLOUR"):
+        render(COLOUR="red")
