@@ -382,6 +382,25 @@ def test_the_filter_query_of_8000_bytes_passes_through_nginx(nginx, backend):
     assert_only_site_a1_records(response)
 
 
+def test_nginx_passes_a_request_line_of_8190_bytes_and_answers_a_longer_one_as_json(nginx):
+    longest = exchange(nginx.http_port, request_line(8190) + b"\r\n" + _HEADERS)
+    assert longest.status == 200, longest  # gunicorn's answer: nginx passed it on
+    assert longest.json() == {"database": "ok", "storage": "ok"}
+    assert_json_error(exchange(nginx.http_port, request_line(8191) + b"\r\n" + _HEADERS), 414)
+
+
+@pytest.mark.parametrize("colon", [b": ", b":"], ids=["space", "no-space"])
+def test_nginx_passes_a_header_of_8190_bytes_and_answers_a_longer_one_as_json(nginx, colon):
+    def header(length: int) -> bytes:
+        line = b"X-Padding" + colon
+        return line + b"y" * (length - len(line)) + b"\r\n"
+
+    request = b"GET /healthz HTTP/1.1\r\n"
+    longest = exchange(nginx.http_port, request + header(8190) + _HEADERS)
+    assert longest.status == 200, longest  # gunicorn (limit_request_field_size) accepted it
+    assert_json_error(exchange(nginx.http_port, request + header(8191) + _HEADERS), 431)
+
+
 def test_nginx_forwards_the_host_the_scheme_and_nothing_a_client_claims(nginx, backend):
     token = {"Authorization": f"Token {backend.token}"}
     over_tls = nginx.get("/api/models/all", headers=token)
@@ -579,6 +598,93 @@ def test_nginx_drops_a_stalled_request_without_passing_it_on(start_nginx, gunico
     assert '"POST /api/sites HTTP/1.1" 408 0' in (nginx.folder / "access.log").read_text()
 
 
+# --- 3. nginx's own errors, as the API's JSON ----------------------------------------------------
+
+
+def assert_json_error(answer: Answer, status: int) -> dict:
+    assert answer.status == status, answer
+    assert answer.headers["content-type"] == "application/json", answer.headers
+    body = answer.json()
+    assert list(body) == ["detail"] and body["detail"].endswith("."), body
+    return body
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        pytest.param(b"GARBAGE\r\n\r\n", 400, id="garbage-request-line"),
+        pytest.param(b"\x16\x03\x01\x00\xa5\x01\x00\x00\r\n\r\n", 400, id="binary"),
+        pytest.param(request_line(9 * 1024) + b"\r\n" + _HEADERS, 414, id="9KB-request-line"),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nX-Padding: " + b"y" * 20_000 + b"\r\n" + _HEADERS,
+            431,
+            id="20KB-header",
+        ),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\n"
+            + b"".join(b"X-Padding-%d: %s\r\n" % (n, b"y" * 7000) for n in range(6))
+            + _HEADERS,
+            431,
+            id="42KB-of-headers",
+        ),
+        pytest.param(
+            b"POST /api/sites HTTP/1.1\r\nContent-Length: 200000000\r\n" + _HEADERS,
+            413,
+            id="body-over-client_max_body_size",
+        ),
+        pytest.param(
+            b"POST /api/sites HTTP/1.1\r\nTransfer-Encoding: gzip\r\n" + _HEADERS,
+            501,
+            id="unknown-transfer-coding",
+        ),
+        pytest.param(b"GET /healthz HTTP/2.0\r\n" + _HEADERS, 505, id="http-2.0-request-line"),
+        pytest.param(b"TRACE /healthz HTTP/1.1\r\n" + _HEADERS, 405, id="trace"),
+        pytest.param(b"GET /.nginx/400 HTTP/1.1\r\n" + _HEADERS, 404, id="error-page-path"),
+    ],
+)
+def test_nginx_answers_its_own_errors_as_json(nginx, gunicorn, request_bytes, status):
+    answer = exchange(nginx.http_port, request_bytes)
+    assert_json_error(answer, status)
+    assert answer.seconds < 2  # e.g. the 413 on the declared length, without reading a body
+
+
+def test_plain_http_to_the_https_port_is_a_json_400(nginx):
+    assert_json_error(exchange(nginx.https_port, b"GET /healthz HTTP/1.1\r\n" + _HEADERS), 400)
+
+
+def test_nginx_answers_503_with_retry_after_when_gunicorn_is_stopped(
+    backend, start_nginx, tmp_path
+):
+    server = GunicornServer(backend.env, tmp_path / "gunicorn.log")
+    upstream = f"127.0.0.1:{server.port}"
+    stop_now(server)
+    nginx = start_nginx(upstream)
+    for request in (
+        b"GET /healthz HTTP/1.1\r\n" + _HEADERS,
+        b"POST /api/sites HTTP/1.1\r\nContent-Length: 2\r\n" + _HEADERS[:-2] + b"\r\n{}",
+    ):
+        answer = exchange(nginx.http_port, request)
+        body = assert_json_error(answer, 503)
+        assert answer.headers["retry-after"] == "5"
+        assert body == {"detail": "The service is unreachable; please try again shortly."}
+
+
+def test_nginx_answers_503_with_retry_after_when_gunicorn_does_not_answer(start_nginx):
+    """A gunicorn that accepts connections and never answers: proxy_read_timeout (shortened to
+    1 s here) gives nginx's 504, answered as the same 503."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the connections; nobody reads them
+        nginx = start_nginx(
+            f"127.0.0.1:{silent.getsockname()[1]}",
+            **{"proxy_read_timeout 300s;": "proxy_read_timeout 1s;"},
+        )
+        answer = exchange(nginx.http_port, b"GET /healthz HTTP/1.1\r\n" + _HEADERS)
+    assert_json_error(answer, 503)
+    assert answer.headers["retry-after"] == "5"
+    assert 0.9 < answer.seconds < 5
+
+
 # --- The template and the limits it must agree with ---------------------------------------------
 
 
@@ -588,6 +694,7 @@ def test_the_nginx_limits_agree_with_gunicorn_and_the_service():
     count, size = re.search(r"large_client_header_buffers (\d+) (\d+)k;", text).groups()
     longest_line = int(size) * 1024 - len("\r\n")  # a line must fit in one buffer
     assert longest_line == gunicorn_conf["limit_request_line"] == 8190
+    assert gunicorn_conf["limit_request_field_size"] >= longest_line + len(" \r\n")
     body_limit = int(re.search(r"client_max_body_size (\d+)m;", text).group(1)) * 1024**2
     largest_form = settings.RECORD_FILE_MAX_SIZE + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     assert body_limit > largest_form and body_limit > settings.RECORDS_BULK_MAX_BODY_SIZE
