@@ -424,6 +424,29 @@ def test_nginx_forwards_the_host_the_scheme_and_nothing_a_client_claims(nginx, b
     assert probe.status_code == 200, probe.text  # load-balancer probes over plain HTTP
 
 
+def test_a_chunked_bulk_body_reaches_gunicorn_with_its_length(nginx, gunicorn, backend):
+    """nginx reads a chunked body whole and passes it on with a Content-Length, so the
+    service checks it against its limit rather than refusing it with 411."""
+    lines = [
+        json.dumps(record(timestamp=f"2024-06-03T10:00:0{n}Z", site_name="Site A2")) + "\n"
+        for n in range(5)
+    ]
+    path = f"/api/models/id/{backend.model_id}/records"
+    headers = {"Authorization": f"Token {backend.token}", "Content-Type": "application/x-ndjson"}
+    chunked = (line.encode() for line in lines)  # no length: sent chunked
+    direct = call(gunicorn, "POST", path, headers=headers, data=chunked)
+    assert direct.status_code == 411, direct.text  # straight to gunicorn
+    response = requests.post(
+        f"{nginx.https_url}{path}",
+        data=(line.encode() for line in lines),
+        headers=headers,
+        verify=nginx.certificate,
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"created": 5, "skipped_existing": 0}
+
+
 # --- 2. Slow clients ----------------------------------------------------------------------------
 
 #: Slow clients arrive in waves of this many (half dribbling a body, half stopped in it).
