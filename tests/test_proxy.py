@@ -105,7 +105,10 @@ def gunicorn(backend) -> Iterator[GunicornServer]:
         for second, site in ((1, "Site A1"), (2, "Site A2")):
             body = record(timestamp=f"2024-06-01T10:00:0{second}Z", site_name=site)
             path = f"/api/models/id/{backend.model_id}/records"
-            response = call(server, "POST", path, backend.token, json=body)
+            # Closed after the answer, so that no idle connection of the test's own stays
+            # open to gunicorn (the slow-client tests count those).
+            headers = {"Connection": "close"}
+            response = call(server, "POST", path, backend.token, json=body, headers=headers)
             assert response.status_code == 200, response.text
         yield server
     finally:
@@ -434,7 +437,7 @@ def test_a_chunked_bulk_body_reaches_gunicorn_with_its_length(nginx, gunicorn, b
     path = f"/api/models/id/{backend.model_id}/records"
     headers = {"Authorization": f"Token {backend.token}", "Content-Type": "application/x-ndjson"}
     chunked = (line.encode() for line in lines)  # no length: sent chunked
-    direct = call(gunicorn, "POST", path, headers=headers, data=chunked)
+    direct = call(gunicorn, "POST", path, headers={**headers, "Connection": "close"}, data=chunked)
     assert direct.status_code == 411, direct.text  # straight to gunicorn
     response = requests.post(
         f"{nginx.https_url}{path}",
