@@ -9,7 +9,8 @@ SQLite database of its own (as in ``test_production_settings``), on either suite
 - Request lines: gunicorn allows 8,190 bytes (a long ``site_names`` list), nginx the same, and
   nginx answers a longer one itself, as JSON.
 - Slow clients: without nginx, clients sending bodies slowly hold every gunicorn thread and
-  ``/healthz`` goes unanswered; with nginx in front it answers at once, however many there are.
+  ``/healthz`` goes unanswered; with nginx in front it answers at once with 128 of them, and
+  gunicorn holds none.
 - nginx's own errors (400, 413, 414, 431, gunicorn unreachable...) are the API's JSON.
 """
 
