@@ -13,6 +13,14 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
+# The longest request line gunicorn allows (the default is 4094): a stream filtered by a long
+# list of names (``?site_names=...&site_names=...``) fits in it. nginx in front
+# (config/nginx.conf) allows the same and answers a longer one itself, as JSON.
+limit_request_line = 8190
+# A header line nginx lets through (8,190 bytes) is passed on as "Name: value", one byte longer
+# when the client put no space after the colon, and gunicorn counts the CRLF too: 8,193 (the
+# default is 8,190) so that gunicorn never refuses, as HTML, a header nginx accepted.
+limit_request_field_size = 8193
 # Recycle workers now and then so that a leak, if any, cannot grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
