@@ -8,6 +8,7 @@ import re
 ONE_SENTENCE = re.compile(r"[^\n]*\S[^\n]*[.!?]")
 
 #: Every read endpoint of the catalogue, ids as ``{model}``, ``{experiment}``... (see ``fill``).
+#: Each answers 200 for the ``catalogue`` fixture.
 READ_PATHS = [
     "/api/models/all",
     "/api/models",
@@ -18,6 +19,10 @@ READ_PATHS = [
     "/api/experiments/all",
     "/api/experiments",
     "/api/experiments/id/{experiment}",
+    "/api/experiments/id/{experiment}/seasons",
+    "/api/experiments/id/{experiment}/sites",
+    "/api/experiments/id/{experiment}/datasets",
+    "/api/experiments/id/{experiment}/models",
     "/api/seasons/all",
     "/api/seasons",
     "/api/seasons/id/{season}",

@@ -288,6 +288,22 @@ def test_a_models_related_lists_need_the_view_permission_of_their_type(catalogue
 
 
 @pytest.mark.parametrize(
+    "perm, allowed",
+    [
+        pytest.param("models_api.view_season", "seasons", id="seasons"),
+        pytest.param("models_api.view_site", "sites", id="sites"),
+        pytest.param("models_api.view_dataset", "datasets", id="datasets"),
+        pytest.param("models_api.view_mlmodel", "models", id="models"),
+    ],
+)
+def test_an_experiments_lists_need_the_view_permission_of_their_type(catalogue, perm, allowed):
+    client = client_for(make_user("u", "models_api.view_experiment", perm))
+    for kind in ("seasons", "sites", "datasets", "models"):
+        response = client.get(fill(f"/api/experiments/id/{{experiment}}/{kind}", catalogue))
+        assert response.status_code == (200 if kind == allowed else 403), kind
+
+
+@pytest.mark.parametrize(
     "perm, path",
     [
         pytest.param("models_api.view_experiment", "/api/experiments/all", id="experiments"),
