@@ -33,6 +33,7 @@ class ExperimentViewSet(ReadMixin, WriteMixin, ContractViewSet):
     queryset = Experiment.objects.all()
     serializer_class = ExperimentSerializer
     filterset_class = ExperimentFilterSet
+    paged_actions = ReadMixin.paged_actions | {"seasons", "sites", "datasets", "models"}
 
     def perform_destroy(self, instance: Experiment) -> None:
         services.delete_experiment(instance)
@@ -102,6 +103,7 @@ class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
     queryset = MLModel.objects.all()
     serializer_class = MLModelSerializer
     filterset_class = MLModelFilterSet
+    paged_actions = ReadMixin.paged_actions | {"experiments", "runs", "datasets"}
 
     @extend_schema(
         summary="Experiments linked to the model (404 when none)",

@@ -174,35 +174,54 @@ def _utc_text(column: str) -> str:
 
 
 def record_sql(
-    values: QuerySet, fields: Sequence[str], datetime_fields: frozenset[str]
+    values: QuerySet,
+    fields: Sequence[str],
+    datetime_fields: frozenset[str],
+    *,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
     """``SELECT <one JSON text per record> ... ORDER BY timestamp, id`` for the ``values()``
     query ``values``, with ``fields`` in order and ``datetime_fields`` in the contract's UTC
-    form.
+    form; ``offset`` rows skipped and at most ``limit`` (``None``: all) kept, in that order.
 
     ``row_to_json`` writes compact JSON with the columns in order; the times are formatted
-    in SQL so that the database does all the work of a line. ``EmptyResultSet`` when the
-    filters can match nothing.
+    in SQL so that the database does all the work of a line. LIMIT and OFFSET sit beside the
+    ORDER BY, so the database skips the rows itself and sends only those it keeps.
+    ``EmptyResultSet`` when the filters can match nothing.
     """
     inner, params = values.order_by().query.sql_with_params()
+    params = list(params)
     columns = ", ".join(
         f"{_utc_text(name)} AS {name}" if name in datetime_fields else f"q.{name}"
         for name in fields
     )
+    page = ""
+    if limit is not None:
+        page += " LIMIT %s"
+        params.append(limit)
+    if offset:
+        page += " OFFSET %s"
+        params.append(offset)
     sql = (
         f"SELECT row_to_json(r)::text FROM ("
-        f"SELECT {columns} FROM ({inner}) AS q ORDER BY q.timestamp, q.id) AS r"
+        f"SELECT {columns} FROM ({inner}) AS q ORDER BY q.timestamp, q.id{page}) AS r"
     )
     return sql, tuple(params)
 
 
 def json_lines(
-    values: QuerySet, fields: Sequence[str], datetime_fields: frozenset[str]
+    values: QuerySet,
+    fields: Sequence[str],
+    datetime_fields: frozenset[str],
+    *,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> Iterator[bytes]:
     """Blocks of NDJSON lines of the records of ``values`` (as in :func:`record_sql`), written
     by the database and carried by ``COPY ... TO STDOUT``."""
     try:
-        sql, params = record_sql(values, fields, datetime_fields)
+        sql, params = record_sql(values, fields, datetime_fields, offset=offset, limit=limit)
     except EmptyResultSet:  # a filter that can match nothing (an unknown dataset name)
         return
     # CSV with a quote and a delimiter that JSON text never holds raw (control characters are

@@ -82,22 +82,29 @@ def _chunks(pieces: Iterable[bytes]) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-def _python_lines(queryset: QuerySet) -> Iterator[bytes]:
-    rows = record_values(queryset.in_stream_order()).iterator(chunk_size=ITERATOR_CHUNK_SIZE)
-    for row in rows:
+def _python_lines(queryset: QuerySet, offset: int, limit: int | None) -> Iterator[bytes]:
+    ordered = record_values(queryset.in_stream_order())
+    if offset or limit is not None:  # LIMIT and OFFSET in the query, after its ORDER BY
+        ordered = ordered[offset : None if limit is None else offset + limit]
+    for row in ordered.iterator(chunk_size=ITERATOR_CHUNK_SIZE):
         yield _encode(row) + b"\n"
 
 
-def render_lines(queryset: QuerySet) -> Iterator[bytes]:
-    """NDJSON chunks of every record of ``queryset``, ordered by timestamp then id.
+def render_lines(
+    queryset: QuerySet, *, offset: int = 0, limit: int | None = None
+) -> Iterator[bytes]:
+    """NDJSON chunks of the records of ``queryset``, ordered by timestamp then id: ``offset``
+    records skipped, then at most ``limit`` (``None``: every one).
 
     Lazy: nothing is read until the first chunk is asked for, and memory stays flat however
-    many records match.
+    many records match. The skipped records are skipped by the database, never read.
     """
     if connections[queryset.db].vendor == "postgresql":
-        lines = postgres.json_lines(record_values(queryset), RECORD_FIELDS, DATETIME_FIELDS)
+        lines = postgres.json_lines(
+            record_values(queryset), RECORD_FIELDS, DATETIME_FIELDS, offset=offset, limit=limit
+        )
     else:
-        lines = _python_lines(queryset)
+        lines = _python_lines(queryset, offset, limit)
     return _chunks(lines)
 
 

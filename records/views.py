@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from config.error_views import allow_methods
 from models_api.api.exception_handler import unavailable_response
 from models_api.api.openapi import DeletedSerializer, ErrorSerializer
+from models_api.api.paging import Page, StreamPaging
 from models_api.api.parsers import JSONParser
 from models_api.api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from models_api.models import MLModel
@@ -60,8 +61,9 @@ def record_response(queryset) -> HttpResponse:
     return HttpResponse(body, content_type="application/json")
 
 
-def stream_response(queryset) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(render_lines(queryset), content_type=NDJSON)
+def stream_response(queryset, page: Page) -> StreamingHttpResponse:
+    lines = render_lines(queryset, offset=page.offset, limit=page.limit)
+    response = StreamingHttpResponse(lines, content_type=NDJSON)
     response["X-Accel-Buffering"] = "no"  # let a proxy pass lines on as they come
     return response
 
@@ -114,6 +116,8 @@ class ModelRecordsViewSet(ContractViewSet):
     queryset = ModelRecord.objects.all()
     filterset_class = RecordFilterSet
     filtered_actions = frozenset({"list", "filter_records"})
+    paged_actions = frozenset({"list", "filter_records"})
+    paging_class = StreamPaging
     parser_classes = [JSONParser, LimitedMultiPartParser, NDJSONParser]
     serializer_class = RecordSerializer
 
@@ -126,12 +130,14 @@ class ModelRecordsViewSet(ContractViewSet):
 
     def list(self, request: Request, model_pk: str) -> StreamingHttpResponse:
         model = self.get_model()
-        return stream_response(self.filter_queryset(ModelRecord.objects.for_model(model)))
+        records = self.filter_queryset(ModelRecord.objects.for_model(model))
+        return stream_response(records, self.page)
 
     @action(detail=False, methods=["get"], url_path="filter", filterset_class=RecordWindowFilterSet)
     def filter_records(self, request: Request, model_pk: str) -> StreamingHttpResponse:
         model = self.get_model()
-        return stream_response(self.filter_queryset(ModelRecord.objects.for_model(model)))
+        records = self.filter_queryset(ModelRecord.objects.for_model(model))
+        return stream_response(records, self.page)
 
     def create(self, request: Request, model_pk: str) -> HttpResponse:
         model = self.get_model()

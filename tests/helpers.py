@@ -31,6 +31,10 @@ READ_PATHS = [
     "/api/sites/id/{site}",
 ]
 
+#: Every list endpoint of the catalogue (``limit``/``offset``, 404 when empty): the read
+#: endpoints that do not end at one object's id.
+LIST_PATHS = [path for path in READ_PATHS if not re.search(r"/id/\{\w+\}$", path)]
+
 
 def fill(template: str, catalogue: dict) -> str:
     """``template`` with the ids of the ``catalogue`` fixture's objects."""

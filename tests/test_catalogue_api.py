@@ -922,8 +922,10 @@ def test_experiment_list_of_an_unknown_experiment_is_404_naming_it(api, linked, 
 
 
 @pytest.mark.parametrize("kind", EXPERIMENT_LISTS)
-def test_experiment_lists_take_no_query_parameter(api, linked, kind):
+def test_experiment_lists_take_only_limit_and_offset(api, linked, kind):
     path = f"/api/experiments/id/{linked.id}/{kind}"
+    full = api.get(path).json()
+    assert api.get(path, {"limit": 1, "offset": 1}).json() == full[1:2]
     assert "season_name" in assert_error(api.get(path, {"season_name": "Season A"}), 400)["errors"]
 
 
