@@ -220,7 +220,7 @@ AUTH_PASSWORD_VALIDATORS = [
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes an anonymous request a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "models_api.api.authentication.TokenAuthentication",
+        "models_api.api.authentication.APIKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["models_api.api.permissions.ModelPermissions"],
@@ -249,7 +249,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Models API",
     "DESCRIPTION": (
         "Tracks machine-learning models, their runs and datasets, and the timestamped records "
-        "they produce. Authenticate with `Authorization: Token <key>`."
+        "they produce. Authenticate with `Authorization: Token <key>` or `X-API-Key: <key>`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -304,6 +304,20 @@ def test_token_and_session_authentication_are_documented(schema):
     assert {"tokenAuth": []} in security
 
 
+def test_the_x_api_key_header_is_documented_as_an_alternative_to_the_token(schema):
+    scheme = schema["components"]["securitySchemes"]["apiKeyAuth"]
+    assert {key: scheme[key] for key in ("type", "in", "name")} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    for path in ("/api/models/", "/api/models/id/{model_pk}/records/", "/api/sites/id/{id}/"):
+        for method in set(schema["paths"][path]) & HTTP_METHODS:
+            security = operation(schema, path, method)["security"]
+            # Each entry alone is enough (OpenAPI: a list of alternatives).
+            assert {"tokenAuth": []} in security and {"apiKeyAuth": []} in security, path
+
+
 # --- Swagger UI ------------------------------------------------------------------------------
 
 
