@@ -203,6 +203,8 @@ RECORDS_BULK_MAX_BODY_SIZE = env.size("RECORDS_BULK_MAX_BODY_SIZE", 64 * 1024 * 
 RECORD_FILE_MAX_SIZE = env.size("RECORD_FILE_MAX_SIZE", 100 * 1024 * 1024)
 #: Deepest nesting accepted in any JSON value (deeper answers 400).
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", 64, minimum=1)
+#: Largest ``limit`` a list takes (``?limit=``; more is a 400); the record streams have none.
+API_MAX_LIMIT = env.int("API_MAX_LIMIT", 10_000, minimum=1)
 
 # --- Auth --------------------------------------------------------------------------------
 SESSION_ENGINE = "models_api.api.sessions"
@@ -218,14 +220,14 @@ AUTH_PASSWORD_VALIDATORS = [
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes an anonymous request a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "models_api.api.authentication.TokenAuthentication",
+        "models_api.api.authentication.APIKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["models_api.api.permissions.ModelPermissions"],
     "DEFAULT_PARSER_CLASSES": ["models_api.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "models_api.api.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "models_api.api.exception_handler.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -248,7 +250,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Models API",
     "DESCRIPTION": (
         "Tracks machine-learning models, their runs and datasets, and the timestamped records "
-        "they produce. Authenticate with `Authorization: Token <key>`."
+        "they produce. Authenticate with `Authorization: Token <key>` or `X-API-Key: <key>`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

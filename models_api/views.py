@@ -33,9 +33,49 @@ class ExperimentViewSet(ReadMixin, WriteMixin, ContractViewSet):
     queryset = Experiment.objects.all()
     serializer_class = ExperimentSerializer
     filterset_class = ExperimentFilterSet
+    paged_actions = ReadMixin.paged_actions | {"seasons", "sites", "datasets", "models"}
 
     def perform_destroy(self, instance: Experiment) -> None:
         services.delete_experiment(instance)
+
+    # The objects linked to the experiment, each in the order of its own ``/all``; reading
+    # them needs the view permission of their type.
+
+    @extend_schema(
+        summary="The experiment's seasons, ordered by name (404 when none)",
+        responses={200: SeasonSerializer(many=True), 404: ErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], permission_model=Season, filter_backends=[])
+    def seasons(self, request: Request, pk: str) -> Response:
+        """The experiment's seasons, in the order of ``/api/seasons/all``."""
+        return self.list_response(self.get_object().seasons.all(), SeasonSerializer)
+
+    @extend_schema(
+        summary="Sites linked to the experiment, ordered by name (404 when none)",
+        responses={200: SiteSerializer(many=True), 404: ErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], permission_model=Site, filter_backends=[])
+    def sites(self, request: Request, pk: str) -> Response:
+        """The sites linked to the experiment, in the order of ``/api/sites/all``."""
+        return self.list_response(self.get_object().sites.all(), SiteSerializer)
+
+    @extend_schema(
+        summary="Datasets linked to the experiment, ordered by name (404 when none)",
+        responses={200: DatasetSerializer(many=True), 404: ErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], permission_model=Dataset, filter_backends=[])
+    def datasets(self, request: Request, pk: str) -> Response:
+        """The datasets linked to the experiment, ordered by name."""
+        return self.list_response(self.get_object().datasets.all(), DatasetSerializer)
+
+    @extend_schema(
+        summary="Models linked to the experiment, ordered by name (404 when none)",
+        responses={200: MLModelSerializer(many=True), 404: ErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], permission_model=MLModel, filter_backends=[])
+    def models(self, request: Request, pk: str) -> Response:
+        """The models linked to the experiment, in the order of ``/api/models/all``."""
+        return self.list_response(self.get_object().models.all(), MLModelSerializer)
 
 
 @contract_schema("season", SeasonSerializer)
@@ -63,6 +103,7 @@ class MLModelViewSet(ReadMixin, WriteMixin, ContractViewSet):
     queryset = MLModel.objects.all()
     serializer_class = MLModelSerializer
     filterset_class = MLModelFilterSet
+    paged_actions = ReadMixin.paged_actions | {"experiments", "runs", "datasets"}
 
     @extend_schema(
         summary="Experiments linked to the model (404 when none)",

@@ -31,6 +31,7 @@ from rest_framework.response import Response
 from config.error_views import allow_methods
 from models_api.api.exception_handler import unavailable_response
 from models_api.api.openapi import DeletedSerializer, ErrorSerializer
+from models_api.api.paging import StreamPaging
 from models_api.api.parsers import JSONParser
 from models_api.api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from models_api.models import MLModel
@@ -138,6 +139,8 @@ class ModelRecordsViewSet(ContractViewSet):
     queryset = ModelRecord.objects.all()
     filterset_class = RecordFilterSet
     filtered_actions = frozenset({"list", "filter_records"})
+    paged_actions = frozenset({"list", "filter_records"})
+    paging_class = StreamPaging
     parser_classes = [JSONParser, LimitedMultiPartParser, NDJSONParser]
     serializer_class = RecordSerializer
 
@@ -156,7 +159,11 @@ class ModelRecordsViewSet(ContractViewSet):
 
     def stream(self) -> StreamingHttpResponse:
         model = self.get_model()
-        batches = RecordBatches(self.filter_queryset(ModelRecord.objects.for_model(model)))
+        batches = RecordBatches(
+            self.filter_queryset(ModelRecord.objects.for_model(model)),
+            offset=self.page.offset,
+            limit=self.page.limit,
+        )
         return stream_response(self.request.accepted_renderer, batches, model=model)
 
     def list(self, request: Request, model_pk: str) -> StreamingHttpResponse:

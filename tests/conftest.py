@@ -107,6 +107,8 @@ def catalogue(model, season, site):
     ModelRunFactory(model=model)
     dataset = DatasetFactory(dataset_name="Dataset A")
     model.datasets.add(dataset)
+    dataset.experiments.add(season.experiment)
+    site.experiments.add(season.experiment)
     return {
         "model": model,
         "experiment": season.experiment,

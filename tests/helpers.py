@@ -13,6 +13,7 @@ import pyarrow as pa
 ONE_SENTENCE = re.compile(r"[^\n]*\S[^\n]*[.!?]")
 
 #: Every read endpoint of the catalogue, ids as ``{model}``, ``{experiment}``... (see ``fill``).
+#: Each answers 200 for the ``catalogue`` fixture.
 READ_PATHS = [
     "/api/models/all",
     "/api/models",
@@ -23,6 +24,10 @@ READ_PATHS = [
     "/api/experiments/all",
     "/api/experiments",
     "/api/experiments/id/{experiment}",
+    "/api/experiments/id/{experiment}/seasons",
+    "/api/experiments/id/{experiment}/sites",
+    "/api/experiments/id/{experiment}/datasets",
+    "/api/experiments/id/{experiment}/models",
     "/api/seasons/all",
     "/api/seasons",
     "/api/seasons/id/{season}",
@@ -30,6 +35,10 @@ READ_PATHS = [
     "/api/sites",
     "/api/sites/id/{site}",
 ]
+
+#: Every list endpoint of the catalogue (``limit``/``offset``, 404 when empty): the read
+#: endpoints that do not end at one object's id.
+LIST_PATHS = [path for path in READ_PATHS if not re.search(r"/id/\{\w+\}$", path)]
 
 
 def fill(template: str, catalogue: dict) -> str:

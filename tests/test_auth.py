@@ -15,6 +15,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from models_api.models import Dataset, Experiment, MLModel, ModelRun, Season, Site
+from records.models import ModelRecord
+from tests.conftest import record_body
 from tests.helpers import READ_PATHS, assert_error, fill
 
 pytestmark = pytest.mark.django_db
@@ -288,6 +290,22 @@ def test_a_models_related_lists_need_the_view_permission_of_their_type(catalogue
 
 
 @pytest.mark.parametrize(
+    "perm, allowed",
+    [
+        pytest.param("models_api.view_season", "seasons", id="seasons"),
+        pytest.param("models_api.view_site", "sites", id="sites"),
+        pytest.param("models_api.view_dataset", "datasets", id="datasets"),
+        pytest.param("models_api.view_mlmodel", "models", id="models"),
+    ],
+)
+def test_an_experiments_lists_need_the_view_permission_of_their_type(catalogue, perm, allowed):
+    client = client_for(make_user("u", "models_api.view_experiment", perm))
+    for kind in ("seasons", "sites", "datasets", "models"):
+        response = client.get(fill(f"/api/experiments/id/{{experiment}}/{kind}", catalogue))
+        assert response.status_code == (200 if kind == allowed else 403), kind
+
+
+@pytest.mark.parametrize(
     "perm, path",
     [
         pytest.param("models_api.view_experiment", "/api/experiments/all", id="experiments"),
@@ -452,6 +470,168 @@ def test_session_of_a_user_without_permissions_is_403(db, site):
     assert_error(client.get("/api/sites/all"), 403)
 
 
+# --- X-API-Key: <token> ----------------------------------------------------------------------
+
+
+def token_of(username: str) -> str:
+    return Token.objects.get(user__username=username).key
+
+
+def key_client(key: str, **credentials) -> APIClient:
+    """A client that sends ``X-API-Key: <key>`` (and any other credentials given)."""
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key, **credentials)
+    return client
+
+
+@pytest.fixture
+def records_demo(demo):
+    """The demo catalogue with one record of Model A; yields (model, record id)."""
+    client = client_for(get_user_model().objects.create_superuser("setup", password=None))
+    response = client.post(f"/api/models/id/{demo.id}/records", record_body(), format="json")
+    assert response.status_code == 200, response.content
+    return demo, response.json()["id"]
+
+
+def every_verb(client, model, record_id) -> dict[str, int]:
+    """GET, POST, PATCH and DELETE on a catalogue endpoint and on a record endpoint: the
+    status of each."""
+    site = client.post("/api/sites", {"site_name": "By key"}, format="json")
+    site_id = site.json()["id"] if site.status_code == 200 else str(Site.objects.first().id)
+    record_path = f"/api/models/records/id/{record_id}"
+    new_record = record_body(timestamp="2024-06-02T10:00:00Z")
+    return {
+        "GET /api/sites/all": client.get("/api/sites/all").status_code,
+        "POST /api/sites": site.status_code,
+        "PATCH /api/sites/id": client.patch(
+            f"/api/sites/id/{site_id}", {"site_city": "Davis"}, format="json"
+        ).status_code,
+        "DELETE /api/sites/id": client.delete(f"/api/sites/id/{site_id}").status_code,
+        "GET records stream": client.get(f"/api/models/id/{model.id}/records").status_code,
+        "POST record": client.post(
+            f"/api/models/id/{model.id}/records", new_record, format="json"
+        ).status_code,
+        "GET record": client.get(record_path).status_code,
+        "PATCH record": client.patch(
+            record_path, {"record_info": {"by": "key"}}, format="json"
+        ).status_code,
+        "DELETE record": client.delete(record_path).status_code,
+    }
+
+
+def test_x_api_key_authenticates_every_verb(api, records_demo):
+    model, record_id = records_demo
+    client = key_client(token_of("writer"))
+    assert set(every_verb(client, model, record_id).values()) == {200}
+    assert not ModelRecord.objects.filter(pk=record_id).exists()
+    assert not Site.objects.filter(site_name="By key").exists()
+
+
+def test_x_api_key_without_permission_is_403_on_every_write(reader, records_demo):
+    model, record_id = records_demo
+    before = snapshot()
+    statuses = every_verb(key_client(token_of("reader")), model, record_id)
+    assert statuses == {
+        "GET /api/sites/all": 200,
+        "POST /api/sites": 403,
+        "PATCH /api/sites/id": 403,
+        "DELETE /api/sites/id": 403,
+        "GET records stream": 200,
+        "POST record": 403,
+        "GET record": 200,
+        "PATCH record": 403,
+        "DELETE record": 403,
+    }
+    assert snapshot() == before
+    assert ModelRecord.objects.get(pk=record_id).record_info == {}
+
+
+def test_x_api_key_of_a_user_without_any_permission_is_403_on_reads(catalogue):
+    client = key_client(Token.objects.create(user=make_user("nobody")).key)
+    for template in READ_PATHS:
+        assert_error(client.get(fill(template, catalogue)), 403)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("0123456789abcdef0123456789abcdef01234567", id="unknown-key"),
+        pytest.param("", id="empty"),
+        pytest.param("a b", id="with-a-space"),
+        pytest.param("g" * 40, id="not-hex"),
+        pytest.param("a" * 4000, id="very-long"),
+        pytest.param("\x00", id="nul"),
+    ],
+)
+def test_wrong_x_api_key_is_401_with_www_authenticate_on_every_verb(records_demo, key):
+    model, record_id = records_demo
+    before = snapshot()
+    client = key_client(key)
+    client.raise_request_exception = False
+    for status_code in every_verb(client, model, record_id).values():
+        assert status_code == 401
+    response = client.get("/api/models/all")
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"] == "Token"
+    assert snapshot() == before
+    assert ModelRecord.objects.filter(pk=record_id).exists()
+
+
+def test_x_api_key_of_an_inactive_user_is_401(db, model):
+    user = make_user("gone", "models_api.view_mlmodel", is_active=False)
+    token = Token.objects.create(user=user)
+    assert_error(key_client(token.key).get("/api/models/all"), 401)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param("Token {other}", id="another-valid-token"),
+        pytest.param("Token 0123456789abcdef0123456789abcdef01234567", id="an-unknown-token"),
+        pytest.param("Token ", id="an-empty-token"),
+        pytest.param("token {other}", id="lower-case-keyword"),
+    ],
+)
+def test_x_api_key_and_a_different_token_is_400_and_writes_nothing(
+    api, reader, model, authorization
+):
+    client = key_client(
+        token_of("writer"), HTTP_AUTHORIZATION=authorization.format(other=token_of("reader"))
+    )
+    response = client.post("/api/sites", {"site_name": "ambiguous"}, format="json")
+    body = assert_error(response, 400)
+    assert "X-API-Key" in body["detail"] and "Authorization" in body["detail"]
+    assert not Site.objects.exists()
+    assert_error(client.get("/api/models/all"), 400)
+
+
+def test_x_api_key_and_the_same_token_is_accepted(api, model):
+    key = token_of("writer")
+    client = key_client(key, HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/models/all").status_code == 200
+    assert client.post("/api/sites", {"site_name": "s"}, format="json").status_code == 200
+
+
+def test_x_api_key_beside_another_authorization_scheme_authenticates_with_the_key(api, model):
+    client = key_client(token_of("writer"), HTTP_AUTHORIZATION="Bearer something-else")
+    assert client.get("/api/models/all").status_code == 200
+
+
+def test_x_api_key_takes_the_same_one_query_as_the_token(api, model, django_assert_num_queries):
+    """The key is looked up like a token: the token, its user and the user's permissions in
+    one query, then the list."""
+    for client in (api, key_client(token_of("writer"))):
+        with django_assert_num_queries(2):
+            assert client.get("/api/models/all").status_code == 200
+
+
+def test_x_api_key_wins_over_a_session_and_a_wrong_key_is_401_even_then(session_user, site):
+    client = APIClient()
+    client.force_login(session_user)
+    client.credentials(HTTP_X_API_KEY="0" * 40)
+    assert_error(client.get("/api/sites/all"), 401)
+
+
 # --- Public endpoints ------------------------------------------------------------------------
 
 
@@ -464,4 +644,11 @@ def test_public_endpoints_need_no_credentials(anonymous, path):
 def test_public_endpoints_ignore_a_bad_token(db, path):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/schema/", "/api/docs/"])
+def test_public_endpoints_ignore_a_bad_x_api_key_and_disagreeing_credentials(db, path):
+    assert key_client("not-a-real-key").get(path).status_code == 200
+    client = key_client("0" * 40, HTTP_AUTHORIZATION="Token " + "1" * 40)
     assert client.get(path).status_code == 200

@@ -8,9 +8,11 @@ import pytest
 from django.utils.dateparse import parse_datetime
 
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
+from tests.conftest import record_body
 from tests.factories import (
     DatasetFactory,
     ExperimentFactory,
+    MLModelFactory,
     SeasonFactory,
     SiteFactory,
 )
@@ -847,3 +849,109 @@ def test_deleted_name_can_be_used_again(api, experiment):
 def test_delete_unknown_or_malformed_id_is_404(api, kind):
     assert_error(api.delete(f"/api/{kind}/id/not-a-uuid"), 404)
     assert_error(api.delete(f"/api/{kind}/id/{uuid.uuid4()}"), 404)
+
+
+# --- GET /api/experiments/id/{id}/seasons, /sites, /datasets, /models --------------------------
+
+EXPERIMENT_LISTS = ["seasons", "sites", "datasets", "models"]
+
+
+@pytest.fixture
+def linked(experiment):
+    """Experiment A with three of each linked object (created out of name order), and
+    Experiment B with objects of its own that no list of A shows."""
+    other = ExperimentFactory(experiment_name="Experiment B")
+    for name in ("C", "A", "B"):
+        SeasonFactory(experiment=experiment, season_name=f"Season {name}")
+        SiteFactory(site_name=f"Site {name}").experiments.add(experiment)
+        DatasetFactory(dataset_name=f"Dataset {name}").experiments.add(experiment)
+        MLModelFactory(model_name=f"Model {name}").experiments.add(experiment)
+    SeasonFactory(experiment=other, season_name="Season A")  # same name, other experiment
+    SeasonFactory(experiment=other, season_name="Season 0")
+    SiteFactory(site_name="Site 0").experiments.add(other)
+    DatasetFactory(dataset_name="Dataset 0").experiments.add(other)
+    MLModelFactory(model_name="Model 0").experiments.add(other)
+    SiteFactory(site_name="Site AB").experiments.add(experiment, other)  # linked to both
+    SiteFactory(site_name="Site none")  # linked to neither
+    return experiment
+
+
+def test_experiment_seasons_are_its_own_in_the_order_of_seasons_all(api, linked):
+    seasons = api.get(f"/api/experiments/id/{linked.id}/seasons").json()
+    assert [s["season_name"] for s in seasons] == ["Season A", "Season B", "Season C"]
+    assert {s["experiment_id"] for s in seasons} == {str(linked.id)}
+    assert {s["experiment_name"] for s in seasons} == {"Experiment A"}
+    everything = api.get("/api/seasons/all").json()
+    assert seasons == [s for s in everything if s["experiment_id"] == str(linked.id)]
+
+
+@pytest.mark.parametrize("kind", ["sites", "datasets", "models"])
+def test_experiment_links_are_listed_in_the_order_of_their_all(api, linked, kind):
+    name_field = {"sites": "site_name", "datasets": "dataset_name", "models": "model_name"}[kind]
+    got = api.get(f"/api/experiments/id/{linked.id}/{kind}").json()
+    singular = kind.removesuffix("s").capitalize()
+    expected = [f"{singular} A", f"{singular} B", f"{singular} C"]
+    if kind == "sites":
+        expected.insert(1, "Site AB")
+    assert [obj[name_field] for obj in got] == expected
+    if kind != "datasets":  # datasets have no /all; their order is by name, as the model's
+        everything = api.get(f"/api/{kind}/all").json()
+        assert got == [obj for obj in everything if obj[name_field] in expected]
+
+
+@pytest.mark.parametrize("kind", ["seasons", "sites", "models"])
+def test_experiment_lists_hold_the_same_objects_as_their_own_endpoints(api, linked, kind):
+    for obj in api.get(f"/api/experiments/id/{linked.id}/{kind}").json():
+        assert api.get(f"/api/{kind}/id/{obj['id']}").json() == obj
+
+
+@pytest.mark.parametrize("kind", EXPERIMENT_LISTS)
+def test_experiment_list_of_an_experiment_with_none_is_404(api, linked, kind):
+    bare = ExperimentFactory(experiment_name="Experiment without links")
+    body = assert_error(api.get(f"/api/experiments/id/{bare.id}/{kind}"), 404)
+    assert body["detail"] == f"No {kind} found."
+
+
+@pytest.mark.parametrize("kind", EXPERIMENT_LISTS)
+def test_experiment_list_of_an_unknown_experiment_is_404_naming_it(api, linked, kind):
+    missing = str(uuid.uuid4())
+    body = assert_error(api.get(f"/api/experiments/id/{missing}/{kind}"), 404)
+    assert body["detail"] == f"No experiment has the id '{missing}'."
+    assert_error(api.get(f"/api/experiments/id/not-a-uuid/{kind}"), 404)
+
+
+@pytest.mark.parametrize("kind", EXPERIMENT_LISTS)
+def test_experiment_lists_take_only_limit_and_offset(api, linked, kind):
+    path = f"/api/experiments/id/{linked.id}/{kind}"
+    full = api.get(path).json()
+    assert api.get(path, {"limit": 1, "offset": 1}).json() == full[1:2]
+    assert "season_name" in assert_error(api.get(path, {"season_name": "Season A"}), 400)["errors"]
+
+
+@pytest.mark.parametrize("kind", EXPERIMENT_LISTS)
+def test_experiment_lists_answer_only_get(api, linked, kind):
+    path = f"/api/experiments/id/{linked.id}/{kind}"
+    for method in ("post", "patch", "delete"):
+        assert_error(getattr(api, method)(path, {}, format="json"), 405)
+
+
+def test_deleting_an_experiment_empties_what_its_lists_showed(api, linked):
+    assert api.delete(f"/api/experiments/id/{linked.id}").status_code == 200
+    for kind in EXPERIMENT_LISTS:
+        assert_error(api.get(f"/api/experiments/id/{linked.id}/{kind}"), 404)
+
+
+def test_a_record_links_its_model_dataset_and_site_to_the_experiment_lists(api, demo):
+    experiment = Experiment.objects.get(experiment_name="Experiment B")
+    assert_error(api.get(f"/api/experiments/id/{experiment.id}/datasets"), 404)
+    body = record_body(
+        experiment_name="Experiment B", season_name="Season 2B", site_name="Site A3",
+        dataset_name="Flight 9",
+    )
+    assert api.post(f"/api/models/id/{demo.id}/records", body, format="json").status_code == 200
+    datasets = api.get(f"/api/experiments/id/{experiment.id}/datasets").json()
+    assert [d["dataset_name"] for d in datasets] == ["Flight 9"]
+    sites = api.get(f"/api/experiments/id/{experiment.id}/sites").json()
+    assert "Site A3" in [s["site_name"] for s in sites]
+    models = api.get(f"/api/experiments/id/{experiment.id}/models").json()
+    assert [m["model_name"] for m in models] == ["Model A", "Model B"]

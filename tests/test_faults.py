@@ -924,6 +924,8 @@ def test_redaction_filter_hides_credentials_in_any_message():
         f"GET /api/models/all?token={key}&x=1 HTTP/1.1",
         f"password={key}",
         f"https://bucket.s3.amazonaws.com/k?X-Amz-Signature={key}",
+        f"X-API-Key: {key}",
+        f"headers {{'X-Api-Key': '{key}'}}",
     ):
         assert key not in redact(message), message
         assert "[redacted]" in redact(message)

@@ -27,6 +27,10 @@ OPERATIONS = {
     "/api/experiments/": {"get", "post"},
     "/api/experiments/all/": {"get"},
     "/api/experiments/id/{id}/": {"get", "patch", "delete"},
+    "/api/experiments/id/{id}/seasons/": {"get"},
+    "/api/experiments/id/{id}/sites/": {"get"},
+    "/api/experiments/id/{id}/datasets/": {"get"},
+    "/api/experiments/id/{id}/models/": {"get"},
     "/api/seasons/": {"get", "post"},
     "/api/seasons/all/": {"get"},
     "/api/seasons/id/{id}/": {"get", "patch", "delete"},
@@ -35,6 +39,14 @@ OPERATIONS = {
     "/api/sites/id/{id}/": {"get", "patch", "delete"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+#: The GET operations that answer a list (``limit``/``offset``, 404 when empty).
+LISTS = {
+    path
+    for path, methods in OPERATIONS.items()
+    if "get" in methods and not path.endswith("/id/{id}/")
+}
+STREAMS = {"/api/models/id/{model_pk}/records/", "/api/models/id/{model_pk}/records/filter/"}
+PAGING = {"limit", "offset"}
 
 
 @pytest.fixture(scope="module")
@@ -172,16 +184,58 @@ def test_search_documents_its_query_parameters(schema):
             if p["in"] == "query"
         }
 
-    assert names("/api/models/") == {"model_name", "model_url", "model_info", "experiment_name"}
-    assert names("/api/experiments/") == {"experiment_name"}
-    assert names("/api/seasons/") == {"season_name", "experiment_name"}
-    assert names("/api/sites/") == {"site_name"}
+    assert names("/api/models/") == {
+        "model_name", "model_url", "model_info", "experiment_name", *PAGING
+    }
+    assert names("/api/experiments/") == {"experiment_name", *PAGING}
+    assert names("/api/seasons/") == {"season_name", "experiment_name", *PAGING}
+    assert names("/api/sites/") == {"site_name", *PAGING}
 
 
 @pytest.mark.parametrize("kind", ["models", "experiments", "seasons", "sites"])
-def test_all_documents_no_query_parameters(schema, kind):
+def test_all_documents_only_the_paging_parameters(schema, kind):
     parameters = operation(schema, f"/api/{kind}/all/", "get").get("parameters", [])
-    assert [p["name"] for p in parameters if p["in"] == "query"] == []
+    assert [p["name"] for p in parameters if p["in"] == "query"] == ["limit", "offset"]
+
+
+def query_parameters(schema: dict, path: str, method: str) -> dict[str, dict]:
+    return {
+        p["name"]: p
+        for p in operation(schema, path, method).get("parameters", [])
+        if p["in"] == "query"
+    }
+
+
+def test_every_list_documents_limit_and_offset_with_their_bounds(schema):
+    assert len(LISTS) == 15
+    for path in LISTS:
+        parameters = query_parameters(schema, path, "get")
+        assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 10000}
+        assert parameters["offset"]["schema"] == {"type": "integer", "minimum": 0}
+        assert not parameters["limit"].get("required") and not parameters["offset"].get("required")
+        assert "10000" in parameters["limit"]["description"], path
+
+
+def test_both_streams_document_a_limit_without_upper_bound(schema):
+    for path in STREAMS:
+        parameters = query_parameters(schema, path, "get")
+        assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1}, path
+        assert parameters["offset"]["schema"] == {"type": "integer", "minimum": 0}, path
+
+
+def test_paging_is_documented_only_where_a_list_is_answered(schema):
+    for path, operations in schema["paths"].items():
+        for method in set(operations) & HTTP_METHODS:
+            documented = PAGING & set(query_parameters(schema, path, method))
+            paged = method == "get" and (path in LISTS or path in STREAMS)
+            assert documented == (PAGING if paged else set()), (path, method)
+
+
+def test_lists_are_documented_as_plain_arrays_not_paginated_envelopes(schema):
+    assert not [name for name in schema["components"]["schemas"] if "Paginated" in name]
+    for path in LISTS:
+        content = operation(schema, path, "get")["responses"]["200"]["content"]
+        assert content["application/json"]["schema"]["type"] == "array", path
 
 
 def test_create_request_bodies_are_json_with_required_names(schema):
@@ -248,6 +302,20 @@ def test_token_and_session_authentication_are_documented(schema):
     assert schemes["cookieAuth"]["in"] == "cookie"
     security = operation(schema, "/api/models/", "get")["security"]
     assert {"tokenAuth": []} in security
+
+
+def test_the_x_api_key_header_is_documented_as_an_alternative_to_the_token(schema):
+    scheme = schema["components"]["securitySchemes"]["apiKeyAuth"]
+    assert {key: scheme[key] for key in ("type", "in", "name")} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    for path in ("/api/models/", "/api/models/id/{model_pk}/records/", "/api/sites/id/{id}/"):
+        for method in set(schema["paths"][path]) & HTTP_METHODS:
+            security = operation(schema, path, method)["security"]
+            # Each entry alone is enough (OpenAPI: a list of alternatives).
+            assert {"tokenAuth": []} in security and {"apiKeyAuth": []} in security, path
 
 
 # --- Swagger UI ------------------------------------------------------------------------------

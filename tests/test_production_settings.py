@@ -103,6 +103,13 @@ def test_a_malformed_variable_stops_start_up_naming_it(tmp_path):
     assert "DJANGO_HTTPS" in result.stderr and "ImproperlyConfigured" in result.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_an_api_max_limit_below_one_or_not_a_number_stops_start_up(tmp_path, value):
+    result = check_deploy(tmp_path, **production(API_MAX_LIMIT=value))
+    assert result.returncode != 0
+    assert "API_MAX_LIMIT" in result.stderr and "ImproperlyConfigured" in result.stderr
+
+
 # --- Settings read from the environment --------------------------------------------------------
 
 _PRINT_SETTINGS = """
@@ -114,6 +121,7 @@ print(json.dumps({
     "RECORD_FILE_MAX_SIZE": settings.RECORD_FILE_MAX_SIZE,
     "RECORDS_BULK_MAX_BODY_SIZE": settings.RECORDS_BULK_MAX_BODY_SIZE,
     "JSON_MAX_DEPTH": settings.JSON_MAX_DEPTH,
+    "API_MAX_LIMIT": settings.API_MAX_LIMIT,
     "rates": settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
     "throttle_class_rates": SimpleRateThrottle.THROTTLE_RATES,
     "DEBUG": settings.DEBUG,
@@ -139,6 +147,7 @@ def test_defaults_without_any_environment(tmp_path):
     assert values["DATA_UPLOAD_MAX_MEMORY_SIZE"] == 5 * 1024**2
     assert values["RECORD_FILE_MAX_SIZE"] == 100 * 1024**2
     assert values["RECORDS_BULK_MAX_BODY_SIZE"] == 64 * 1024**2
+    assert values["API_MAX_LIMIT"] == 10_000
     assert values["rates"] == {"anon": "60/minute", "user": None}
     assert values["throttle_class_rates"] == values["rates"]
     assert values["DEBUG"] is False and values["SECURE_SSL_REDIRECT"] is False
@@ -151,6 +160,7 @@ def test_limits_and_rates_are_read_from_the_environment(tmp_path):
         RECORD_FILE_MAX_SIZE="3MB",
         RECORDS_BULK_MAX_BODY_SIZE="1GB",
         JSON_MAX_DEPTH="8",
+        API_MAX_LIMIT="500",
         API_ANON_THROTTLE_RATE="5/minute",
         API_USER_THROTTLE_RATE="1000/hour",
     )
@@ -158,6 +168,7 @@ def test_limits_and_rates_are_read_from_the_environment(tmp_path):
     assert values["RECORD_FILE_MAX_SIZE"] == 3 * 1024**2
     assert values["RECORDS_BULK_MAX_BODY_SIZE"] == 1024**3
     assert values["JSON_MAX_DEPTH"] == 8
+    assert values["API_MAX_LIMIT"] == 500
     assert values["rates"] == {"anon": "5/minute", "user": "1000/hour"}
     assert values["throttle_class_rates"] == values["rates"]  # what DRF's throttles use
 

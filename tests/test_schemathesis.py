@@ -648,8 +648,11 @@ def test_schema_documents_record_stream_name_filters_as_names():
         ), (name, parameters[name])
 
 
-def test_schema_documents_no_query_parameters_on_model_experiments():
-    assert _query_parameters("/api/models/id/{id}/experiments/") == {}
+def test_schema_documents_only_paging_on_model_experiments():
+    assert _query_parameters("/api/models/id/{id}/experiments/") == {
+        "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "offset": {"type": "integer", "minimum": 0},
+    }
 
 
 def test_schema_documents_the_bulk_ingest_answer():

@@ -7,6 +7,9 @@ is an invalid token (401) without a query. Every API request authenticates and t
 permission, so the lookup is a raw query that brings the permissions along (where Django's
 ModelBackend caches them): composing the same joins with the ORM, or asking for the
 permissions in a second round trip, costs more than most endpoints' own work.
+
+:class:`APIKeyAuthentication` (the one configured) reads the same tokens from ``X-API-Key``
+as well.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth import get_user_model
-from rest_framework import authentication, exceptions
+from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from models_api.api.auth_backends import cache_permissions, granted_permissions_sql
@@ -42,3 +45,34 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         cache_permissions(user, user.granted_permissions)
         return user, Token(key=key, user=user)
+
+
+class CredentialsDisagree(exceptions.APIException):
+    status_code = 400
+    default_detail = (
+        "The X-API-Key header and the Authorization header name different tokens; send one."
+    )
+    default_code = "credentials_disagree"
+
+
+class APIKeyAuthentication(TokenAuthentication):
+    """The same tokens, also read from ``X-API-Key: <key>`` (the header GEMINIbase's clients
+    send), with the same one-query lookup and the same 401 for a wrong one.
+
+    Both headers may be sent when they name the same token; two different tokens are a 400
+    rather than a guess at which one was meant (checked before any query).
+    """
+
+    header = "X-API-Key"
+
+    def authenticate(self, request):
+        api_key = request.headers.get(self.header)
+        if api_key is None:
+            return super().authenticate(request)
+        api_key = api_key.strip()
+        parts = authentication.get_authorization_header(request).split()
+        if parts and parts[0].lower() == self.keyword.lower().encode():
+            if [part.decode(HTTP_HEADER_ENCODING) for part in parts[1:]] != [api_key]:
+                raise CredentialsDisagree()
+            return super().authenticate(request)
+        return self.authenticate_credentials(api_key)

@@ -3,12 +3,14 @@ FilterSets from.
 
 The contract rejects unknown query parameters (a typo such as ``site_name`` for ``site_names``
 must never silently widen a result), so the parameters an action accepts are exactly its
-filterset's (:func:`check_query_params`). Names given as filters are resolved to primary keys
-once, so that the filtered query needs no join; a name that no row has matches nothing.
+filterset's, plus ``limit`` and ``offset`` on lists (:func:`check_query_params`). Names given
+as filters are resolved to primary keys once, so that the filtered query needs no join; a name
+that no row has matches nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import django_filters
@@ -26,14 +28,20 @@ from models_api.api.names import NAME_MAX_LENGTH, NAME_SCHEMA, check_name
 COMMON_PARAMS = frozenset({"format"})
 
 
-def check_query_params(params: QueryDict, filterset_class: type | None) -> None:
-    """400 for unknown, empty or repeated single-valued query parameters, naming each."""
+def check_query_params(
+    params: QueryDict, filterset_class: type | None, also_known: Iterable[str] = ()
+) -> None:
+    """400 for unknown, empty or repeated single-valued query parameters, naming each.
+
+    The known parameters are the filterset's and ``also_known`` (single-valued ones, such as
+    a paged list's ``limit`` and ``offset``)."""
     filters = filterset_class.base_filters if filterset_class is not None else {}
+    others = COMMON_PARAMS | frozenset(also_known)
     errors: dict[str, list[str]] = {}
     for name in params:
         values = params.getlist(name)
         repeatable = getattr(filters.get(name), "repeatable", False)
-        if name not in filters and name not in COMMON_PARAMS:
+        if name not in filters and name not in others:
             errors[name] = ["Unknown query parameter."]
         elif len(values) > 1 and not repeatable:
             errors[name] = ["Give this query parameter once."]

@@ -8,7 +8,7 @@ import re
 _CREDENTIALS = re.compile(
     r"(?i)(\b(?:token|bearer|basic)\s+"
     r"|\b(?:token|key|password|secret|signature|x-amz-security-token|x-amz-signature)="
-    r"|\bx-amz-security-token['\"]?\s*[:=]\s*['\"]?)"
+    r"|\b(?:x-amz-security-token|x-api-key)['\"]?\s*[:=]\s*['\"]?)"
     r"[^\s&,;'\"]+"
 )
 

@@ -2,16 +2,60 @@
 
 The error bodies are one component, ``Error``; every operation lists the errors the contract
 lets it answer, so that clients (and schemathesis) can rely on the schema for failures too.
+Every operation that answers a list or a stream documents ``limit`` and ``offset`` with their
+bounds (:class:`AutoSchema`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from models_api.api.names import with_article
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema, with the paging parameters of each paged operation (those the
+    view itself accepts: see ``ContractViewSet.get_paging``)."""
+
+    def get_override_parameters(self) -> list:
+        parameters = super().get_override_parameters()
+        get_paging = getattr(self.view, "get_paging", None)
+        paging = get_paging(self.method) if get_paging else None
+        if paging is None:
+            return parameters
+        return [*paging.parameters(), *parameters]
+
+
+class APIKeyScheme(OpenApiAuthenticationExtension):
+    """Either header carries the token: two security schemes, each enough on its own."""
+
+    target_class = "models_api.api.authentication.APIKeyAuthentication"
+    name = ["tokenAuth", "apiKeyAuth"]
+
+    def get_security_requirement(self, auto_schema) -> list[dict[str, list]]:
+        return [{"tokenAuth": []}, {"apiKeyAuth": []}]
+
+    def get_security_definition(self, auto_schema) -> list[dict[str, Any]]:
+        return [
+            build_bearer_security_scheme_object(
+                header_name="Authorization", token_prefix=self.target.keyword
+            ),
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": self.target.header,
+                "description": (
+                    "The same token as `Authorization: Token <key>`, bare. Sent with a "
+                    "different token in Authorization: 400."
+                ),
+            },
+        ]
 
 
 class ErrorSerializer(serializers.Serializer):

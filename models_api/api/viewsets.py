@@ -5,7 +5,8 @@ viewset stays a few declarative lines:
 
 - unknown (or repeated single-valued) query parameters answer 400 naming them;
 - a path id that is not a UUID answers 404 like an unknown one;
-- list endpoints answer 404 when the result is empty (the seed's rule);
+- list endpoints take ``limit`` and ``offset`` (:mod:`models_api.api.paging`), and answer 404
+  when the result (or the page asked for) is empty (the seed's rule);
 - creates, updates and deletes answer 200; a delete answers ``{"id": ..., "deleted": true}``;
 - a PATCH that names no field answers 400.
 """
@@ -25,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from models_api.api.filters import check_query_params
+from models_api.api.paging import ListPaging, Page
 
 
 def require_object(data: object) -> None:
@@ -53,6 +55,12 @@ class ContractViewSet(JSONErrorsMixin, viewsets.GenericViewSet):
     permission_model: type[Model] | None = None
     #: Actions whose query parameters are the filterset's; every other action takes none.
     filtered_actions = frozenset({"list"})
+    #: Actions whose GET answers a list: they take ``limit`` and ``offset`` as well.
+    paged_actions: frozenset[str] = frozenset()
+    #: How those two are read (DRF's parameter names; no envelope, see models_api.api.paging).
+    paging_class: type[ListPaging] = ListPaging
+    #: The page asked for (the whole list unless the action is paged).
+    page = Page()
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
         # A method the path does not have is a 405 whatever format was asked for.
@@ -67,7 +75,18 @@ class ContractViewSet(JSONErrorsMixin, viewsets.GenericViewSet):
         filterset_class = None
         if self.action in self.filtered_actions:
             filterset_class = getattr(self, "filterset_class", None)
-        check_query_params(request.query_params, filterset_class)
+        paging = self.get_paging(request.method)
+        check_query_params(
+            request.query_params, filterset_class, paging.query_params if paging else ()
+        )
+        if paging is not None:
+            self.page = paging.page(request)
+
+    def get_paging(self, method: str) -> ListPaging | None:
+        """The paging of this action for ``method``, or None when it answers no list."""
+        if self.action in self.paged_actions and method.upper() in ("GET", "HEAD"):
+            return self.paging_class()
+        return None
 
     @property
     def verbose_name(self) -> str:
@@ -81,16 +100,22 @@ class ContractViewSet(JSONErrorsMixin, viewsets.GenericViewSet):
             raise NotFound(f"No {self.verbose_name} has the id '{lookup}'.") from None
 
     def list_response(self, queryset: QuerySet, serializer_class: type | None = None) -> Response:
-        """A list of objects, or 404 when there are none."""
+        """The page asked for of the (ordered) ``queryset``, or 404 when it is empty."""
         serializer_class = serializer_class or self.get_serializer_class()
-        data = serializer_class(queryset, many=True, context=self.get_serializer_context()).data
+        page = self.page.of(queryset)
+        data = serializer_class(page, many=True, context=self.get_serializer_context()).data
         if not data:
-            raise NotFound(f"No {queryset.model._meta.verbose_name_plural} found.")
+            plural = queryset.model._meta.verbose_name_plural
+            if self.page.offset:
+                raise NotFound(f"No {plural} found at offset {self.page.offset}.")
+            raise NotFound(f"No {plural} found.")
         return Response(data)
 
 
 class ReadMixin:
     """``GET /all``, ``GET /`` (search with the filterset) and ``GET /id/{id}``."""
+
+    paged_actions = frozenset({"all", "list"})
 
     @action(detail=False, methods=["get"], url_path="all", filter_backends=[])
     def all(self, request: Request) -> Response:
