@@ -21,6 +21,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from models_api.api.json_values import MAX_INTEGER_DIGITS
 from models_api.models import Dataset, MLModel, ModelRun, Site
@@ -353,3 +354,28 @@ def test_numbers_within_the_limits_round_trip_through_records(client, demo, reco
         lines = stream(client, url)
         assert [line["model_data"] for line in lines] == [exact(EXACT_NUMBERS)]
 
+
+# --- The admin's JSON fields follow the same rules -------------------------------------------
+
+
+@pytest.mark.parametrize("text", BAD_NUMBERS.values(), ids=BAD_NUMBERS.keys())
+def test_admin_json_field_refuses_a_number_that_cannot_be_kept(admin_client, text):
+    response = admin_client.post(
+        reverse("admin:models_api_site_add"),
+        {"site_name": "Curated", "site_info": text},
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "site_info" in errors, errors
+    assert not Site.objects.filter(site_name="Curated").exists()
+
+
+def test_admin_json_field_keeps_every_digit(admin_client):
+    response = admin_client.post(
+        reverse("admin:models_api_site_add"),
+        {"site_name": "Curated", "site_info": EXACT_NUMBERS},
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    stored = Site.objects.get(site_name="Curated").site_info
+    assert stored["longest"] == int("9" * MAX_INTEGER_DIGITS)
+    assert stored["beyond_64_bits"] == 11111111111111111111

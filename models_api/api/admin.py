@@ -17,8 +17,23 @@ from django.db import models
 from django.db.models import CASCADE, PROTECT, Model, QuerySet
 from django.http import HttpRequest
 
+from models_api.api.json_values import parse_json_text
+
 
 class PrettyJSONFormField(forms.JSONField):
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and not self.disabled and value not in self.empty_values:
+            # The API's rules, which Django's json.loads lacks: NaN, numbers that cannot be
+            # kept (1e400 would be stored as Infinity, or fail in the database), NUL, nesting.
+            parse_json_text(value)
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except ValueError:  # an integer past Python's limit: show the form the text sent
+            return forms.fields.InvalidJSONInput(data)
+
     def prepare_value(self, value: Any) -> str:
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value
