@@ -273,19 +273,36 @@ LOGGING = {
     "filters": {"redact_credentials": {"()": "models_api.api.log_filters.RedactCredentials"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
+    # Every handler redacts: Django's own defaults give the "django" logger (with DEBUG) and
+    # runserver's request log handlers of their own, which would print links and credentials
+    # unfiltered; they are replaced here.
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
             "filters": ["redact_credentials"],
         },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_credentials"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
-    # Libraries that log request headers (and so credentials) at DEBUG stay at INFO, whatever
-    # DJANGO_LOG_LEVEL says.
     "loggers": {
-        name: {"level": "INFO", "propagate": True}
-        for name in ("django.db.backends", "botocore", "boto3", "s3transfer", "urllib3")
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # Libraries that log request headers (and so credentials) at DEBUG stay at INFO,
+        # whatever DJANGO_LOG_LEVEL says.
+        **{
+            name: {"level": "INFO", "propagate": True}
+            for name in ("django.db.backends", "botocore", "boto3", "s3transfer", "urllib3")
+        },
     },
 }
