@@ -59,7 +59,7 @@ if BEHIND_PROXY:
     USE_X_FORWARDED_HOST = True
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.AdminConfig",  # Django's admin, whose login refuses too many failures
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -205,6 +205,9 @@ RECORD_FILE_MAX_SIZE = env.size("RECORD_FILE_MAX_SIZE", 100 * 1024 * 1024)
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", 64, minimum=1)
 
 # --- Auth --------------------------------------------------------------------------------
+#: Failed authentications (wrong tokens, wrong admin passwords) a client address may make per
+#: period before it is refused with 429 for the rest of it (``models_api.api.auth_failures``).
+AUTH_FAILURE_THROTTLE_RATE = env.rate("API_AUTH_FAILURE_THROTTLE_RATE", "20/minute")
 SESSION_ENGINE = "models_api.api.sessions"
 AUTHENTICATION_BACKENDS = ["models_api.api.auth_backends.ModelBackend"]
 CSRF_FAILURE_VIEW = "config.error_views.csrf_failure"

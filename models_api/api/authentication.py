@@ -18,11 +18,16 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from models_api.api.auth_backends import cache_permissions, granted_permissions_sql
+from models_api.api.auth_failures import guarded
 
 _KEY = re.compile(r"[0-9a-f]{40}")
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
+    def authenticate(self, request):
+        with guarded(request):  # 429 while the address has failed too often; failures count
+            return super().authenticate(request)
+
     def authenticate_credentials(self, key: str):
         if not _KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
