@@ -21,9 +21,10 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from models_api.api.json_values import MAX_INTEGER_DIGITS
+from models_api.api.json_values import MAX_INTEGER_DIGITS, check_json_value
 from models_api.models import Dataset, MLModel, ModelRun, Site
 from records.models import ModelRecord
 from tests.conftest import record_body
@@ -379,3 +380,25 @@ def test_admin_json_field_keeps_every_digit(admin_client):
     stored = Site.objects.get(site_name="Curated").site_info
     assert stored["longest"] == int("9" * MAX_INTEGER_DIGITS)
     assert stored["beyond_64_bits"] == 11111111111111111111
+
+
+# --- Values built in Python (a service called directly) are checked the same way --------------
+
+
+@pytest.mark.parametrize(
+    "value, where",
+    [
+        pytest.param({"a": [1, float("inf")]}, "at a[1] is too large", id="infinity"),
+        pytest.param({"a": -float("inf")}, "at a is too large", id="negative-infinity"),
+        pytest.param({"a": float("nan")}, "at a is NaN", id="nan"),
+        pytest.param({"b": 10**MAX_INTEGER_DIGITS}, "at b has more than 4,300 digits", id="big"),
+    ],
+)
+def test_check_json_value_refuses_numbers_that_cannot_be_kept(value, where):
+    with pytest.raises(ValidationError) as raised:
+        check_json_value(value)
+    assert where in raised.value.messages[0]
+
+
+def test_check_json_value_accepts_numbers_within_the_limits():
+    check_json_value({"ok": [1.5, True, None, 10**MAX_INTEGER_DIGITS - 1, -(10**4299), 5e-324]})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from django.core.exceptions import ValidationError
 #: and SQLite keeps the JSON text as it is, so both databases give back every digit.
 MAX_INTEGER_DIGITS = 4300
 _INTEGER_BOUND = 10**MAX_INTEGER_DIGITS
+_FLOAT_MAX = sys.float_info.max
 
 #: A key or index on the way to a value inside a JSON document.
 Path = Sequence[str | int]
@@ -68,7 +70,9 @@ def _too_many_digits(digits: int | None) -> Problem:
 def _problem_of(value: Any) -> Problem | None:
     """What makes a parsed value an unstorable number (None for anything else)."""
     if type(value) is float:
-        if not math.isfinite(value):
+        if math.isnan(value):  # refused while parsing; a value built in Python may hold one
+            return ("value", "is NaN, which JSON cannot hold")
+        if math.isinf(value):
             return _OUT_OF_RANGE
     elif type(value) is int and not -_INTEGER_BOUND < value < _INTEGER_BOUND:
         return _too_many_digits(None)
@@ -128,9 +132,16 @@ def check_json_value(value: Any, *, max_depth: int | None = None) -> None:
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)
-        elif _problem_of(item):
-            path, problem = _find(value, _problem_of)
-            raise ValidationError(number_message(path, problem))
+        elif type(item) is float:
+            if not -_FLOAT_MAX <= item <= _FLOAT_MAX:  # infinite or NaN
+                _refuse_number_in(value)
+        elif type(item) is int and not -_INTEGER_BOUND < item < _INTEGER_BOUND:
+            _refuse_number_in(value)
+
+
+def _refuse_number_in(value: Any) -> None:
+    path, problem = _find(value, _problem_of)
+    raise ValidationError(number_message(path, problem or _OUT_OF_RANGE))
 
 
 def text_is_safe(text: bytes) -> bool:
