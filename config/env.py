@@ -75,3 +75,20 @@ class Env:
         if number <= 0:
             raise ImproperlyConfigured(f"{name} must be a positive size; got {value!r}.")
         return number
+
+    def rate(self, name: str, default: str | None) -> str | None:
+        """A throttle rate as DRF writes it (``20/minute``: a count, a slash, a period of
+        ``s``, ``m``, ``h`` or ``d``, spelled out or not); ``off`` gives None."""
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return default
+        text = value.strip().lower()
+        if text in _FALSE | {"none"}:
+            return None
+        count, _, period = text.partition("/")
+        if not (count.isdigit() and int(count) > 0 and period[:1] in {"s", "m", "h", "d"}):
+            raise ImproperlyConfigured(
+                f"{name} must be a rate such as 20/minute, 5/second or 100/hour, or off; "
+                f"got {value!r}."
+            )
+        return f"{int(count)}/{period}"

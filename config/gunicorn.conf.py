@@ -30,4 +30,5 @@ accesslog = "-"
 # The path without its query string: tokens travel in headers, never logged; a credential a
 # client wrongly puts in the query would be.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+logger_class = "config.gunicorn_logging.RedactingLogger"
 errorlog = "-"

@@ -59,7 +59,7 @@ if BEHIND_PROXY:
     USE_X_FORWARDED_HOST = True
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.AdminConfig",  # Django's admin, whose login refuses too many failures
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -207,6 +207,9 @@ JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", 64, minimum=1)
 API_MAX_LIMIT = env.int("API_MAX_LIMIT", 10_000, minimum=1)
 
 # --- Auth --------------------------------------------------------------------------------
+#: Failed authentications (wrong tokens, wrong admin passwords) a client address may make per
+#: period before it is refused with 429 for the rest of it (``models_api.api.auth_failures``).
+AUTH_FAILURE_THROTTLE_RATE = env.rate("API_AUTH_FAILURE_THROTTLE_RATE", "20/minute")
 SESSION_ENGINE = "models_api.api.sessions"
 AUTHENTICATION_BACKENDS = ["models_api.api.auth_backends.ModelBackend"]
 CSRF_FAILURE_VIEW = "config.error_views.csrf_failure"
@@ -276,19 +279,36 @@ LOGGING = {
     "filters": {"redact_credentials": {"()": "models_api.api.log_filters.RedactCredentials"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
+    # Every handler redacts: Django's own defaults give the "django" logger (with DEBUG) and
+    # runserver's request log handlers of their own, which would print links and credentials
+    # unfiltered; they are replaced here.
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
             "filters": ["redact_credentials"],
         },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_credentials"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
-    # Libraries that log request headers (and so credentials) at DEBUG stay at INFO, whatever
-    # DJANGO_LOG_LEVEL says.
     "loggers": {
-        name: {"level": "INFO", "propagate": True}
-        for name in ("django.db.backends", "botocore", "boto3", "s3transfer", "urllib3")
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # Libraries that log request headers (and so credentials) at DEBUG stay at INFO,
+        # whatever DJANGO_LOG_LEVEL says.
+        **{
+            name: {"level": "INFO", "propagate": True}
+            for name in ("django.db.backends", "botocore", "boto3", "s3transfer", "urllib3")
+        },
     },
 }

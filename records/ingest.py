@@ -83,6 +83,9 @@ def parse_ndjson(
             yield number, parse_record(
                 value, ignore=ignore, json_checked=json_values.text_is_safe(line)
             )
+        except json_values.JSONNumberError as error:
+            field = f"{error.field}: " if error.field is not None else ""
+            yield number, [f"{field}{error.message()}"]
         except json_values.JSONDecodeError as error:
             yield number, [f"The line is not valid JSON: {error.msg}."]
         except InvalidInput as invalid:

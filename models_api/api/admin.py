@@ -2,8 +2,9 @@
 confirmation pages that count instead of listing.
 
 Django's admin lists every object a deletion would take with it; for a model with a million
-records that page would load a million rows. These pages give counts, one query per
-relation, and refuse (as Django does) when protected rows point at the object.
+records that page would load a million rows. These pages give counts, one query per kind of
+row (``models_api.api.deletion``, which the API's deletes share), and refuse (as Django does)
+when protected rows point at the object or the user may not delete what it would take along.
 """
 
 from __future__ import annotations
@@ -14,11 +15,26 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db import models
-from django.db.models import CASCADE, PROTECT, Model, QuerySet
 from django.http import HttpRequest
+
+from models_api.api.deletion import missing_delete_permissions, related_rows
+from models_api.api.json_values import parse_json_text
 
 
 class PrettyJSONFormField(forms.JSONField):
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and not self.disabled and value not in self.empty_values:
+            # The API's rules, which Django's json.loads lacks: NaN, numbers that cannot be
+            # kept (1e400 would be stored as Infinity, or fail in the database), NUL, nesting.
+            parse_json_text(value)
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except ValueError:  # an integer past Python's limit: show the form the text sent
+            return forms.fields.InvalidJSONInput(data)
+
     def prepare_value(self, value: Any) -> str:
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value
@@ -35,30 +51,19 @@ JSON_FORMFIELD_OVERRIDES = {
 
 class CountedDeleteMixin(admin.ModelAdmin):
     def get_deleted_objects(self, objs, request: HttpRequest):
-        to_delete: list[str] = []
-        model_count: dict[str, int] = {}
-        perms_needed: set[str] = set()
-        protected: list[str] = []
         objs = list(objs)
         opts = self.model._meta
-        model_count[opts.verbose_name_plural] = len(objs)
-        to_delete.extend(str(obj) for obj in objs[:100])
-        for relation in opts.related_objects:
-            if relation.on_delete not in (CASCADE, PROTECT) or relation.many_to_many:
-                continue
-            related: type[Model] = relation.related_model
-            rows: QuerySet = related._base_manager.filter(**{f"{relation.field.name}__in": objs})
-            count = rows.count()
-            if not count:
-                continue
-            label = related._meta.verbose_name if count == 1 else related._meta.verbose_name_plural
-            summary = f"{count:,} {label}"
-            if relation.on_delete is PROTECT:
-                protected.append(summary)
-                continue
-            model_count[related._meta.verbose_name_plural] = count
-            to_delete.append(summary)
-            codename = f"{related._meta.app_label}.delete_{related._meta.model_name}"
-            if not request.user.has_perm(codename):
-                perms_needed.add(related._meta.verbose_name)
+        to_delete: list[str] = [str(obj) for obj in objs[:100]]
+        model_count: dict[str, int] = {opts.verbose_name_plural: len(objs)}
+        related = related_rows(
+            self.model, self.model._base_manager.filter(pk__in=[obj.pk for obj in objs])
+        )
+        protected = [item.label for item in related if item.protected]
+        for item in related:
+            if not item.protected:
+                model_count[item.model._meta.verbose_name_plural] = item.count
+                to_delete.append(item.label)
+        perms_needed = {
+            kind._meta.verbose_name for kind in missing_delete_permissions(request.user, related)
+        }
         return to_delete, model_count, perms_needed, protected

@@ -21,6 +21,7 @@ from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from models_api.api.auth_backends import cache_permissions, granted_permissions_sql
+from models_api.api.auth_failures import guarded
 
 _KEY = re.compile(r"[0-9a-f]{40}")
 
@@ -66,13 +67,14 @@ class APIKeyAuthentication(TokenAuthentication):
     header = "X-API-Key"
 
     def authenticate(self, request):
-        api_key = request.headers.get(self.header)
-        if api_key is None:
-            return super().authenticate(request)
-        api_key = api_key.strip()
-        parts = authentication.get_authorization_header(request).split()
-        if parts and parts[0].lower() == self.keyword.lower().encode():
-            if [part.decode(HTTP_HEADER_ENCODING) for part in parts[1:]] != [api_key]:
-                raise CredentialsDisagree()
-            return super().authenticate(request)
-        return self.authenticate_credentials(api_key)
+        with guarded(request):  # 429 while the address has failed too often; failures count
+            api_key = request.headers.get(self.header)
+            if api_key is None:
+                return super().authenticate(request)
+            api_key = api_key.strip()
+            parts = authentication.get_authorization_header(request).split()
+            if parts and parts[0].lower() == self.keyword.lower().encode():
+                if [part.decode(HTTP_HEADER_ENCODING) for part in parts[1:]] != [api_key]:
+                    raise CredentialsDisagree()
+                return super().authenticate(request)
+            return self.authenticate_credentials(api_key)

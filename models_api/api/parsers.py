@@ -3,7 +3,8 @@
 DRF reads JSON bodies straight from the request stream, so Django's
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` never applies to them; the limit is enforced here instead (413),
 and bodies are decoded by ``json_values.loads`` (orjson, exact for big integers), which also
-refuses invalid UTF-8, NaN and absurd nesting.
+refuses invalid UTF-8, NaN, absurd nesting and numbers that cannot be kept (a 400 naming the
+field that holds one).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
 from models_api.api import json_values
-from models_api.api.errors import TooLarge
+from models_api.api.errors import NON_FIELD, InvalidInput, TooLarge
 
 
 def declared_length(parser_context: dict[str, Any] | None) -> int | None:
@@ -51,5 +52,7 @@ class JSONParser(parsers.JSONParser):
         body = read_limited(stream, parser_context, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         try:
             return json_values.loads(body)
+        except json_values.JSONNumberError as error:  # a 400 naming the field that holds it
+            raise InvalidInput({error.field or NON_FIELD: [error.message()]}) from None
         except json_values.JSONDecodeError as error:
             raise ParseError(f"The body is not valid JSON: {error.msg}.") from None

@@ -7,7 +7,8 @@ viewset stays a few declarative lines:
 - a path id that is not a UUID answers 404 like an unknown one;
 - list endpoints take ``limit`` and ``offset`` (:mod:`models_api.api.paging`), and answer 404
   when the result (or the page asked for) is empty (the seed's rule);
-- creates, updates and deletes answer 200; a delete answers ``{"id": ..., "deleted": true}``;
+- creates, updates and deletes answer 200; a delete answers ``{"id": ..., "deleted": true}``,
+  or 403 when it would take along rows the user may not delete;
 - a PATCH that names no field answers 400.
 """
 
@@ -16,15 +17,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import Http404
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from models_api.api.deletion import check_delete_permissions
 from models_api.api.filters import check_query_params
 from models_api.api.paging import ListPaging, Page
 
@@ -154,12 +157,23 @@ class UpdateMixin:
 
 
 class DestroyMixin:
-    """``DELETE /id/{id}``: answers ``{"id": ..., "deleted": true}``."""
+    """``DELETE /id/{id}``: answers ``{"id": ..., "deleted": true}``.
+
+    As on the admin's delete page, the user needs the ``delete`` permission of every type of
+    row the deletion would take with it (a model's runs and records, an experiment's seasons):
+    otherwise 403 naming them, and nothing is deleted. The row is locked first, so that what
+    was checked is what is deleted.
+    """
 
     def destroy(self, request: Request, pk: str) -> Response:
         instance = self.get_object()
         deleted_id = instance.pk
-        self.perform_destroy(instance)
+        with transaction.atomic():
+            type(instance)._base_manager.select_for_update().filter(pk=instance.pk).exists()
+            refusal = check_delete_permissions(request.user, instance)
+            if refusal:
+                raise PermissionDenied(refusal)
+            self.perform_destroy(instance)
         return Response({"id": str(deleted_id), "deleted": True})
 
     def perform_destroy(self, instance: Model) -> None:
