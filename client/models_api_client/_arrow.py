@@ -161,13 +161,19 @@ def batch_from_json(rows: list[Mapping[str, Any]]) -> pa.RecordBatch:
         name = field.name
         values: list[Any] = [row.get(name) for row in rows]
         if name in JSON_FIELDS:
-            values = [dumps(value) for value in values]
-        elif name in _TIMES:
-            values = [None if value is None else parse_datetime(value) for value in values]
-        elif name == "collection_date":
-            values = [None if value is None else datetime.date.fromisoformat(value)
-                      for value in values]
-        arrays.append(pa.array(values, type=field.type))
+            arrays.append(pa.array([dumps(value) for value in values], type=pa.string()))
+            continue
+        text = pa.array(values, type=pa.string())
+        if name in _TIMES or name == "collection_date":
+            try:  # the service's own forms ("...Z", "YYYY-MM-DD"), parsed by Arrow
+                arrays.append(text.cast(field.type))
+                continue
+            except pa.ArrowInvalid:
+                parse = parse_datetime if name in _TIMES else datetime.date.fromisoformat
+                arrays.append(pa.array([None if v is None else parse(v) for v in values],
+                                       type=field.type))
+                continue
+        arrays.append(text)
     return pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 __all__ = [
@@ -43,16 +43,16 @@ def format_datetime(value: datetime.datetime) -> str:
     return f"{text}Z"
 
 
-def _parse(kind: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind == "uuid":
-        return uuid.UUID(value)
-    if kind == "datetime":
-        return parse_datetime(value)
-    if kind == "date":
-        return datetime.date.fromisoformat(value)
-    return value
+def _parse_date(text: str) -> datetime.date:
+    return datetime.date.fromisoformat(text)
+
+
+_PARSERS: dict[str, Callable[[Any], Any] | None] = {
+    "uuid": uuid.UUID,
+    "datetime": parse_datetime,
+    "date": _parse_date,
+    "value": None,
+}
 
 
 def _dump(value: Any) -> Any:
@@ -65,27 +65,28 @@ def _dump(value: Any) -> Any:
     return value
 
 
-_KINDS: dict[type, dict[str, str]] = {}
+_FIELDS: dict[type, list[tuple[str, Callable[[Any], Any] | None]]] = {}
 
 
-def _kinds_of(cls: type) -> dict[str, str]:
-    """Each field's kind, read once from its annotation ("uuid", "datetime", "date", or
-    "value" for text and JSON, kept as they are)."""
-    kinds = _KINDS.get(cls)
-    if kinds is None:
-        kinds = {}
+def _fields_of(cls: type) -> list[tuple[str, Callable[[Any], Any] | None]]:
+    """Each field's name and parser, read once from its annotation (ids, times and dates
+    are parsed; text and JSON values are kept as they are)."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = []
         for field in dataclasses.fields(cls):
             annotation = str(field.type)
             if "UUID" in annotation:
-                kinds[field.name] = "uuid"
+                kind = "uuid"
             elif "datetime.datetime" in annotation:
-                kinds[field.name] = "datetime"
+                kind = "datetime"
             elif "datetime.date" in annotation:
-                kinds[field.name] = "date"
+                kind = "date"
             else:
-                kinds[field.name] = "value"
-        _KINDS[cls] = kinds
-    return kinds
+                kind = "value"
+            fields.append((field.name, _PARSERS[kind]))
+        _FIELDS[cls] = fields
+    return fields
 
 
 class _Object:
@@ -98,12 +99,15 @@ class _Object:
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         """The object from its JSON form (the service's answer); unknown keys are ignored,
         missing ones are None."""
-        kinds = _kinds_of(cls)
-        return cls(**{name: _parse(kind, data.get(name)) for name, kind in kinds.items()})
+        values = {}
+        for name, parse in _fields_of(cls):
+            value = data.get(name)
+            values[name] = value if parse is None or value is None else parse(value)
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-shaped dict, as the service writes it (ids and times as text)."""
-        return {name: _dump(getattr(self, name)) for name in _kinds_of(type(self))}
+        return {name: _dump(getattr(self, name)) for name, _ in _fields_of(type(self))}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
