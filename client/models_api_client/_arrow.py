@@ -156,7 +156,7 @@ def _json_default(value: Any) -> Any:
 
 def batch_from_json(rows: list[Mapping[str, Any]]) -> pa.RecordBatch:
     """Records in their JSON form (NDJSON lines) as a batch of the stream's columns."""
-    arrays = []
+    arrays: list[Any] = []
     for field in RECORD_SCHEMA:
         name = field.name
         values: list[Any] = [row.get(name) for row in rows]
