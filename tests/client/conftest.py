@@ -278,21 +278,27 @@ FEATURES: dict[str, Callable[[httpx.Client, SimpleNamespace], bool]] = {
 _known: dict[str, bool] = {}
 
 
+def server_has(server: SimpleNamespace, *features: str) -> bool:
+    """Whether the live server has these features (each asked once per test process)."""
+    unknown = set(features) - set(FEATURES)
+    assert not unknown, f"unknown server features {unknown}; known: {sorted(FEATURES)}"
+    missing = [name for name in features if name not in _known]
+    if missing:
+        headers = {"Authorization": f"Token {server.token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+            for name in missing:
+                _known[name] = FEATURES[name](http, server)
+    return all(_known[name] for name in features)
+
+
 @pytest.fixture(autouse=True)
 def _wait_for_server_features(request):
     marker = request.node.get_closest_marker("needs_server_formats")
     if marker is None:
         return
     features = marker.args or ("arrow",)
-    unknown = set(features) - set(FEATURES)
-    assert not unknown, f"unknown server features {unknown}; known: {sorted(FEATURES)}"
-    missing = [name for name in features if name not in _known]
-    if missing:
-        server = request.getfixturevalue("server")
-        headers = {"Authorization": f"Token {server.token}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
-            for name in missing:
-                _known[name] = FEATURES[name](http, server)
+    server = request.getfixturevalue("server")
+    server_has(server, *features)
     lacking = [name for name in features if not _known[name]]
     if lacking:
         pytest.skip(f"the server does not have {', '.join(lacking)} yet")
