@@ -130,7 +130,7 @@ def normalize_records(batch: pa.RecordBatch) -> pa.RecordBatch:
         column = _plain(column)
         target = RECORD_SCHEMA.field(field.name).type if field.name in RECORD_FIELDS else None
         if target is not None and column.type != target:
-            column = column.cast(target)
+            column = column.cast(target, safe=False)  # e.g. nanoseconds cut to microseconds
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 

@@ -125,7 +125,14 @@ class _Table:
 
     def body(self, fmt: str) -> bytes:
         if fmt == "arrow":
-            return _arrow.ipc_bytes(self.batch)
+            # An optional column with no value at all is left out, so that the service's
+            # defaults apply (as they do for the keys an NDJSON line leaves out).
+            batch = self.batch
+            for name in batch.schema.names:
+                column = batch.column(name)
+                if name not in _arrow.REQUIRED_INPUT and column.null_count == len(column):
+                    batch = batch.drop_columns([name])
+            return _arrow.ipc_bytes(batch)
         return b"\n".join(_arrow.batch_lines(self.batch)) + b"\n"
 
     def halves(self) -> tuple[_Table, _Table]:
