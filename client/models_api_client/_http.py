@@ -171,12 +171,15 @@ class HTTP:
         stream: bool = False,
         plain: bool = False,
         accept: str | None = None,
+        read_timeout: float | None = None,
     ) -> Sent:
         """Send with the retry policy; any answer comes back (errors are not raised here).
 
         ``files``: a callable giving ``(data, files)`` for a multipart form, called again for
         each try (so that file objects are rewound). ``plain``: send with no credentials (a
         signed link). ``stream``: leave the body unread (the caller closes the response).
+        ``read_timeout``: seconds to wait for the answer, when longer than the client's own
+        (a bulk batch is answered once the service has written it).
         """
         client = self._plain if plain else self.client
         resent = False
@@ -188,6 +191,12 @@ class HTTP:
             if accept:
                 headers["Accept"] = accept
             kwargs: dict[str, Any] = {"params": params, "headers": headers}
+            if read_timeout is not None:
+                timeout = client.timeout
+                kwargs["timeout"] = httpx.Timeout(
+                    connect=timeout.connect, read=max(timeout.read or 0, read_timeout),
+                    write=timeout.write, pool=timeout.pool,
+                )
             if json_body is not None:
                 kwargs["content"] = json.dumps(json_body, separators=(",", ":")).encode()
                 headers["Content-Type"] = "application/json"

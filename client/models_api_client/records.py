@@ -174,6 +174,10 @@ class Records:
     #: The largest bulk body sent (below the service's default limit of 64 MB): a batch whose
     #: body would be larger is split, and so is one the service refuses with 413.
     max_body_bytes = 32 * 1024 * 1024
+    #: Seconds to wait for the answer to a bulk batch (the service answers once it has
+    #: checked and written the whole batch: tens of seconds for 50,000 records on a slow
+    #: database). A batch whose answer does not come in time is retried like a lost one.
+    bulk_timeout = 600.0
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -338,7 +342,8 @@ class Records:
         if len(body) > self.max_body_bytes and len(batch) > 1:
             return self._send_halves(path, batch, first, fmt, auto=auto, bar=bar)
         sent = self._http.send(
-            "POST", path, idempotent=True, content=body, content_type=BODY_TYPES[fmt]
+            "POST", path, idempotent=True, content=body, content_type=BODY_TYPES[fmt],
+            read_timeout=self.bulk_timeout,
         )
         response = sent.response
         if response.status_code == 415 and fmt == "arrow" and auto:

@@ -414,7 +414,8 @@ def test_a_hundred_thousand_records_come_back_as_they_were_sent(client, server):
         for n in range(100_000)
     ]
     result = client.records.add_many(server.model, sent)
-    assert result == IngestResult(created=100_000, skipped_existing=0)
+    # A batch retried after its answer was late counts as skipped what its first try wrote.
+    assert result.created + result.skipped_existing == 100_000
     expected = [(r["timestamp"], r["site_name"], r["model_data"]) for r in sent]  # in order
 
     if server_has(server, "arrow"):
