@@ -41,7 +41,7 @@ def token_for(username: str, *, read_only: bool = False) -> str:
 @pytest.fixture
 def server(live_server, transactional_db, monkeypatch):
     """The live service with the demo catalogue; ``url``, ``token`` (may read and write),
-    ``reader_token`` (may only read), ``model`` (Model A's id) and ``other_model`` (B's).
+    ``model`` (Model A's id), ``other_model`` (B's), ``experiment`` (Experiment A's).
 
     The live server's handler writes an answer's head and body in separate sends; with
     Nagle's algorithm on, each answer then waits for the client's delayed ACK (some 40 ms).
@@ -51,7 +51,6 @@ def server(live_server, transactional_db, monkeypatch):
     return SimpleNamespace(
         url=live_server.url,
         token=token_for("client-writer"),
-        reader_token=token_for("client-reader", read_only=True),
         model=MLModel.objects.get(model_name="Model A").id,
         other_model=MLModel.objects.get(model_name="Model B").id,
         experiment=Experiment.objects.get(experiment_name="Experiment A").id,
@@ -65,8 +64,14 @@ def client(server) -> Iterator[Client]:
 
 
 @pytest.fixture
-def reader_client(server) -> Iterator[Client]:
-    with Client(server.url, server.reader_token, **FAST_RETRIES) as api:
+def reader_token(server) -> str:
+    """The token of a user who may only read."""
+    return token_for("client-reader", read_only=True)
+
+
+@pytest.fixture
+def reader_client(server, reader_token) -> Iterator[Client]:
+    with Client(server.url, reader_token, **FAST_RETRIES) as api:
         yield api
 
 

@@ -118,13 +118,14 @@ def test_export_filters_to_standard_output_and_import_from_standard_input(server
     assert json.loads(imported.stdout)["created"] == len(wanted)
 
 
-def test_errors_are_one_line_and_a_non_zero_exit(run_cli, server, stored, tmp_path):
+def test_errors_are_one_line_and_a_non_zero_exit(run_cli, server, reader_token, stored,
+                                                 tmp_path):
     code, _, err = run_cli("records", "import", str(server.model), str(tmp_path / "x.csv"))
     assert code == 2 and "No such file" in err
     source = tmp_path / "one.ndjson"
     source.write_text(json.dumps(record(99_999)) + "\n")
     code, _, err = run_cli("records", "import", str(server.model), str(source),
-                           token=server.reader_token)
+                           token=reader_token)
     assert code == 1 and err.startswith("models-api: error: 403: ")
     code, _, err = run_cli("records", "export", str(server.model), "--site-name", "A",
                            "--site-names", "B")
