@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml client/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]' -e './client[dataframes]'
 	@touch $@ $(VENV)/.installed
 
 ## run: install, migrate and serve the API on http://127.0.0.1:$(PORT) (embedded default: SQLite + var/media)
@@ -62,6 +62,7 @@ bench: $(VENV)/.installed
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy --config-file client/pyproject.toml client/models_api_client
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
