@@ -132,6 +132,7 @@ def demo(db):
 def small_batches(monkeypatch):
     """Batches of a few hundred records, so that a test's few thousand span many of them."""
     monkeypatch.setattr("records.representation.BATCH_ROWS", 500)
+    monkeypatch.setattr("records.representation.ITERATOR_CHUNK_SIZE", 200)  # SQLite's fetches
     monkeypatch.setattr("records.postgres.COPY_BLOCK_BYTES", 256 * 1024)
 
 

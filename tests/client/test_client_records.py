@@ -25,7 +25,6 @@ from models_api_client import (
     Unavailable,
 )
 
-from records import representation
 from tests.client.conftest import record, server_has
 
 UTC = datetime.UTC
@@ -389,11 +388,10 @@ def _peak_while_iterating(client, model) -> tuple[int, int]:
         tracemalloc.stop()
 
 
-def test_iter_runs_in_constant_memory(client, server, monkeypatch):
-    # The live server runs in this process, so its buffers count in the peak too. On SQLite
-    # it holds up to two fetches of rows at once (as test_record_streams measures): smaller
-    # fetches keep its share small and the same in both runs.
-    monkeypatch.setattr(representation, "ITERATOR_CHUNK_SIZE", 200)
+def test_iter_runs_in_constant_memory(client, server, small_batches):
+    # The live server runs in this process, so its buffers count in the peak too: it holds a
+    # batch of records at a time, made small here (``small_batches``) so that both runs span
+    # many of them.
     client.records.add_many(server.model, (record(n) for n in range(1_500)))
     small_count, small_peak = _peak_while_iterating(client, server.model)
     client.records.add_many(server.model, (record(n) for n in range(1_500, 6_000)))
