@@ -5,8 +5,9 @@ in the same run, so that the ratios hold on a busy machine where absolute rates 
 
 1. ingest: the bulk endpoint over HTTP vs a raw ``COPY`` of the same rows into a scratch table
    with the same primary key, foreign keys, uniqueness rule and indexes;
-2. stream: ``GET /id/{id}/records`` over HTTP vs ``COPY (SELECT row_to_json(r) ...) TO
-   STDOUT`` of the same rows, and the server's peak memory for N and N/10 records;
+2. stream: ``GET /id/{id}/records`` over HTTP in every format (NDJSON, Arrow, CSV, Parquet)
+   vs ``COPY (SELECT row_to_json(r) ...) TO STDOUT`` of the same rows, and the server's peak
+   memory for N and N/10 records in each format;
 3. a selective ``/records/filter`` (one site of ten, one day): time to first byte and total;
 4. single-record POSTs from 8 concurrent clients: rate, latency, and any non-200 answer.
 """
@@ -200,8 +201,9 @@ def raw_copy_in(text: bytes) -> float:
     return time.perf_counter() - started
 
 
-def raw_copy_out(model_id) -> tuple[float, int]:
-    """Seconds and records to stream the model's rows as JSON with COPY ... TO STDOUT."""
+def raw_copy_out(model_id, *, expected: int) -> float:
+    """Seconds to stream the model's rows as JSON with COPY ... TO STDOUT (the limit the
+    streams are measured against: the database writing each row as JSON, in stream order)."""
     started = time.perf_counter()
     records = 0
     with connection.cursor() as cursor:
@@ -212,7 +214,9 @@ def raw_copy_out(model_id) -> tuple[float, int]:
         ) as copy:
             for _ in copy:
                 records += 1
-    return time.perf_counter() - started, records
+    if records != expected:
+        raise RuntimeError(f"The raw COPY gave {records} records of {expected}.")
+    return time.perf_counter() - started
 
 
 # --- concurrent single posts ---------------------------------------------------------------

@@ -97,18 +97,48 @@ def _bytes_of(text: pa.Array) -> bytes:
     return data[offsets[text.offset] : offsets[text.offset + len(text)]].to_pybytes()
 
 
+#: The fields that come in pairs, an id and the name of the row it points at.
+_REFERENCES = tuple(
+    (f"{kind}_id", f"{kind}_name") for kind in ("model", "dataset", "experiment", "season", "site")
+)
+
+
+def _reference_json(ids: pa.Array, names: pa.Array, id_field: str, name_field: str) -> pa.Array:
+    """``"<kind>_id":"...","<kind>_name":"..."`` for each row, written once per distinct id
+    (an id always has the one name: a stream is read in one snapshot)."""
+    encoded = pc.dictionary_encode(ids)
+    first = pc.index_in(encoded.dictionary, value_set=ids)
+    pairs = zip(
+        encoded.dictionary.to_pylist(), pc.take(names, first).to_pylist(), strict=True
+    )
+    fragments = pa.array(
+        [f'"{id_field}":"{id_}","{name_field}":{json_values.dumps(name).decode()}'
+         for id_, name in pairs],
+        pa.string(),
+    )
+    return pc.take(fragments, encoded.indices)
+
+
 def ndjson_lines(batch: pa.RecordBatch) -> bytes:
     """The batch's records as NDJSON lines, each the contract's JSON object."""
+    references = {
+        id_field: _reference_json(batch.column(id_field), batch.column(name_field),
+                                  id_field, name_field)
+        for id_field, name_field in _REFERENCES
+    }
     pieces: list[str | pa.Array] = []
     for number, name in enumerate(RECORD_FIELDS):
-        pieces.append(f'{"{" if number == 0 else ","}"{name}":')
-        column = batch.column(name)
-        if name in _PLAIN_TEXT:
-            pieces += ['"', column, '"']
+        separator = "{" if number == 0 else ","
+        if name in references:
+            pieces += [separator, references[name]]
+        elif name.endswith("_name"):
+            continue  # written with its id
+        elif name in _PLAIN_TEXT:
+            pieces += [f'{separator}"{name}":"', batch.column(name), '"']
         elif name in JSON_FIELDS:
-            pieces.append(column)
+            pieces += [f'{separator}"{name}":', batch.column(name)]
         else:
-            pieces.append(_as_json_strings(column))
+            pieces += [f'{separator}"{name}":', _as_json_strings(batch.column(name))]
     pieces.append("}\n")
     return _bytes_of(_join_text(pieces))
 
