@@ -14,7 +14,9 @@ Python's parsing overlaps the database's work instead of preceding it; elsewhere
 from __future__ import annotations
 
 import datetime
-import uuid
+import itertools
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -25,11 +27,11 @@ from django.utils import timezone
 
 from models_api.api import json_values
 from models_api.api.errors import NON_FIELD, InvalidInput, ReferenceDeleted
-from models_api.api.ids import new_id
+from models_api.api.ids import new_id_text
 from models_api.models import MLModel
 from records import postgres
 from records.models import ModelRecord, json_for_save
-from records.services import ReferenceResolver, link_references
+from records.services import ReferenceResolver, References, link_references
 from records.validation import RecordInput, parse_record
 
 #: Bad lines listed in an answer; the detail gives the total.
@@ -41,16 +43,16 @@ SEGMENT_ROWS = 20_000
 class IngestRow(NamedTuple):
     """One row of the record table as the sinks write it: the columns of
     ``records.models.RECORD_COLUMNS``, in that order (a test holds the two together).
-    ``model_data`` and ``record_info`` are JSON text."""
+    Ids are UUID text, ``model_data`` and ``record_info`` JSON text."""
 
-    id: uuid.UUID
-    model_id: uuid.UUID
+    id: str
+    model_id: str
     timestamp: datetime.datetime
     collection_date: datetime.date
-    dataset_id: uuid.UUID
-    experiment_id: uuid.UUID
-    season_id: uuid.UUID
-    site_id: uuid.UUID
+    dataset_id: str
+    experiment_id: str
+    season_id: str
+    site_id: str
     model_data: str
     record_file: str | None
     record_info: str
@@ -156,39 +158,118 @@ class SQLiteSink:
         return self.created
 
 
+class _Linked:
+    """A record's references as the rows are written: their ids as text, once per distinct
+    set (compared by identity, so that a record's key hashes cheaply)."""
+
+    __slots__ = ("refs", "texts")
+
+    def __init__(self, refs: References) -> None:
+        self.refs = refs
+        self.texts = tuple(
+            str(value)
+            for value in (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
+        )
+
+
+#: Parsed records handed from the reading thread to the writing one at a time.
+_READ_AHEAD_CHUNK = 500
+#: Chunks read ahead at most (bounds the records held in memory).
+_READ_AHEAD_CHUNKS = 40
+_END = object()
+
+
+def parsed_ahead(records: Iterable[ParsedLine]) -> Iterator[ParsedLine]:
+    """``records``, read and checked in a thread of their own while the caller writes the
+    ones before.
+
+    Reading a line and checking its fields is Python's work; inserting and checking the rows
+    (foreign keys, uniqueness) is the database's, most of it while a COPY segment ends, when
+    the writing thread only waits. Reading ahead lets both go on at the same time. At most
+    ``_READ_AHEAD_CHUNKS * _READ_AHEAD_CHUNK`` records wait; an error met while reading
+    (a body over its limit, a broken file) is raised in the caller's thread.
+    """
+    chunks: queue.Queue = queue.Queue(maxsize=_READ_AHEAD_CHUNKS)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            iterator = iter(records)
+            while chunk := list(itertools.islice(iterator, _READ_AHEAD_CHUNK)):
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as error:  # raised again in the caller's thread
+            put(error)
+
+    reader = threading.Thread(target=read, name="records-reader", daemon=True)
+    reader.start()
+    try:
+        while (chunk := chunks.get()) is not _END:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield from chunk
+    finally:
+        stop.set()
+        reader.join()
+
+
 def ingest_records(*, model: MLModel, records: Iterable[ParsedLine]) -> IngestResult:
-    """Add many records in one transaction; any bad line means nothing is written."""
+    """Add many records in one transaction; any bad line means nothing is written.
+
+    The records are read ahead in a thread of their own (:func:`parsed_ahead`), so that
+    reading and checking the next lines goes on while the database writes the previous ones.
+    """
     connection = connections[router.db_for_write(ModelRecord)]
     resolver = ReferenceResolver(model)
     errors = _Errors()
+    by_names: dict[tuple, _Linked] = {}  # a record's names -> its references
+    by_ids: dict[tuple, _Linked] = {}  # the same references whatever names led to them
     seen: set[tuple] = set()
-    links: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
+    links: set[_Linked] = set()
     total = 0
     now = timezone.now()
+    model_id = str(model.id)
     try:
         with transaction.atomic(using=connection.alias):
             sink = (postgres.CopySink if connection.vendor == "postgresql" else SQLiteSink)(
                 connection, segment_rows=SEGMENT_ROWS
             )
-            for number, record in records:
+            for number, record in parsed_ahead(records):
                 total += 1
                 if not isinstance(record, RecordInput):
                     errors.add(number, record)
                     sink.discard()
                     continue
-                refs = resolver.cached(record)
-                if refs is None:  # a name not seen yet in this request: look it up
-                    sink.pause()
-                    try:
-                        refs = resolver.resolve(record, create_dataset=not errors.count)
-                    except InvalidInput as invalid:
-                        errors.add(number, invalid.lines())
-                        sink.discard()
-                        continue
+                names = (record.experiment_name, record.season_name, record.site_name,
+                         record.dataset_name or record.collection_date)
+                linked = by_names.get(names)
+                if linked is None:
+                    refs = resolver.cached(record)
+                    if refs is None:  # a name not seen yet in this request: look it up
+                        sink.pause()
+                        try:
+                            refs = resolver.resolve(record, create_dataset=not errors.count)
+                        except InvalidInput as invalid:
+                            errors.add(number, invalid.lines())
+                            sink.discard()
+                            continue
+                    if errors.count:
+                        continue  # only checking from here on: nothing will be written
+                    ids = (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
+                    linked = by_names[names] = by_ids.setdefault(ids, _Linked(refs))
                 if errors.count:
-                    continue  # only checking from here on: nothing will be written
-                key = (record.timestamp, record.collection_date, refs.dataset_id,
-                       refs.experiment_id, refs.season_id, refs.site_id)
+                    continue
+                key = (record.timestamp, record.collection_date, linked)
                 if key in seen:
                     continue
                 if len(seen) >= SEGMENT_ROWS:
@@ -196,18 +277,20 @@ def ingest_records(*, model: MLModel, records: Iterable[ParsedLine]) -> IngestRe
                     # the database's unique constraint (the segment's fallback path).
                     seen.clear()
                 seen.add(key)
-                links.add((refs.experiment_id, refs.site_id, refs.dataset_id))
+                links.add(linked)
                 sink.write(IngestRow(
-                    new_id(), model.id, record.timestamp, record.collection_date, refs.dataset_id,
-                    refs.experiment_id, refs.season_id, refs.site_id,
-                    json_values.dumps(record.model_data).decode(), None,
+                    new_id_text(), model_id, record.timestamp, record.collection_date,
+                    *linked.texts, json_values.dumps(record.model_data).decode(), None,
                     json_values.dumps(record.record_info).decode(), now, now,
                 ))
             errors.raise_if_any()
             if not total:
                 raise InvalidInput({NON_FIELD: ["The body holds no records."]})
             created = sink.finish()
-            link_references(model, links)
+            link_references(
+                model,
+                [(r.refs.experiment_id, r.refs.site_id, r.refs.dataset_id) for r in links],
+            )
     except (IntegrityError, psycopg.errors.ForeignKeyViolation):
         # Something the lines name was deleted meanwhile (the COPY raises psycopg's own).
         raise ReferenceDeleted() from None

@@ -10,10 +10,10 @@ way whichever form it arrives in.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -49,8 +49,9 @@ _TIMESTAMP = re.compile(
 UTC = datetime.UTC
 
 
-@dataclass(frozen=True, slots=True)
-class RecordInput:
+class RecordInput(NamedTuple):
+    """One record's checked input fields (a named tuple: bulk ingest makes one per line)."""
+
     timestamp: datetime.datetime
     collection_date: datetime.date
     model_data: Any
@@ -96,6 +97,17 @@ def parse_date(value: Any) -> datetime.date:
         raise ValueError(f"'{value}' is not a valid date.") from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _clean_name_text(value: str) -> str:
+    return clean_name(value)
+
+
+def parse_name(value: Any) -> str:
+    """A name by ``models_api.api.names.clean_name``; the same few names come on every line of
+    a bulk body, so text is checked once per distinct value."""
+    return _clean_name_text(value) if type(value) is str else clean_name(value)
+
+
 def parse_json(value: Any, *, form: bool, checked: bool = False) -> Any:
     """A JSON value: JSON text in a form, a JSON value already in a JSON body (``checked``
     when its text was already found free of NUL characters and deep nesting)."""
@@ -126,6 +138,19 @@ def _single_values(data: Any) -> dict[str, Any]:
     if errors:
         raise InvalidInput(errors)
     return values
+
+
+#: Each input field with its parser, in the order checked (and reported).
+_PARSERS = (
+    ("timestamp", parse_timestamp),
+    ("collection_date", parse_date),
+    ("model_data", parse_json),
+    ("record_info", parse_json),
+    ("experiment_name", parse_name),
+    ("season_name", parse_name),
+    ("site_name", parse_name),
+    ("dataset_name", parse_name),
+)
 
 
 def parse_record(
@@ -167,21 +192,18 @@ def parse_record(
             errors.setdefault(key, ["This field may not be null."])
 
     values: dict[str, Any] = {}
-
-    def check(field: str, parse, *args, **kwargs) -> None:
-        if field in errors or data.get(field) is None:
-            return
+    get = data.get
+    for field, parse in _PARSERS:
+        value = get(field)
+        if value is None or field in errors:
+            continue
         try:
-            values[field] = parse(data[field], *args, **kwargs)
+            if parse is parse_json:
+                values[field] = parse_json(value, form=form, checked=json_checked)
+            else:
+                values[field] = parse(value)
         except ValueError as error:
             errors[field] = [str(error)]
-
-    check("timestamp", parse_timestamp)
-    check("collection_date", parse_date)
-    check("model_data", parse_json, form=form, checked=json_checked)
-    check("record_info", parse_json, form=form, checked=json_checked)
-    for field in ("experiment_name", "season_name", "site_name", "dataset_name"):
-        check(field, clean_name)
     if "record_info" in values and not isinstance(values["record_info"], dict | None):
         errors["record_info"] = ['Give a JSON object, such as {"key": "value"}.']
     if errors:

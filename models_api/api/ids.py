@@ -7,8 +7,15 @@ instead of writing all over it (as UUIDv4 would).
 
 import uuid
 
+import uuid_utils
 from uuid_utils.compat import uuid7
 
 
 def new_id() -> uuid.UUID:
     return uuid7()
+
+
+def new_id_text() -> str:
+    """A new id as text, for bulk writes: uuid_utils' own UUID formats itself several times
+    faster than the standard library's, which bulk ingest does once per record."""
+    return str(uuid_utils.uuid7())
