@@ -63,11 +63,17 @@ NDJSON = "application/x-ndjson"
 logger = logging.getLogger(__name__)
 
 
-def record_response(queryset) -> HttpResponse:
-    """The JSON of the record of ``queryset``: a stream's line, by the same encoder."""
-    body = b"".join(NDJSONRenderer().encode(RecordBatches(queryset)))
+def record_response(pk: str) -> HttpResponse:
+    """The JSON of the record ``pk``: a stream's line, by the same encoder (one query; an id
+    that is not a UUID is not found either)."""
+    try:
+        body = b"".join(
+            NDJSONRenderer().encode(RecordBatches(ModelRecord.objects.filter(pk=uuid.UUID(pk))))
+        )
+    except ValueError:
+        body = b""
     if not body:
-        raise NotFound("No record has this id.")
+        raise NotFound(f"No record has the id '{pk}'.")
     return HttpResponse(body.rstrip(b"\n"), content_type="application/json")
 
 
@@ -147,7 +153,7 @@ class ModelRecordsViewSet(ContractViewSet):
     def get_model(self) -> MLModel:
         model_pk = self.kwargs["model_pk"]
         try:
-            return MLModel.objects.get(pk=uuid.UUID(model_pk))
+            return MLModel.objects.get_named(uuid.UUID(model_pk))
         except (ValueError, MLModel.DoesNotExist):
             raise NotFound(f"No model has the id '{model_pk}'.") from None
 
@@ -227,11 +233,11 @@ class RecordViewSet(UpdateMixin, DestroyMixin, ContractViewSet):
     serializer_class = RecordUpdateSerializer
 
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
-        return record_response(ModelRecord.objects.filter(pk=self.get_object().pk))
+        return record_response(pk)
 
     def partial_update(self, request: Request, pk: str) -> HttpResponse:
         super().partial_update(request, pk)
-        return record_response(ModelRecord.objects.filter(pk=pk))
+        return record_response(pk)
 
     def perform_destroy(self, instance: ModelRecord) -> None:
         services.delete_record(instance)

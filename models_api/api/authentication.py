@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth import get_user_model
+from django.db import connections, router
 from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions
 from rest_framework.authtoken.models import Token
 
@@ -31,20 +32,26 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not _KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
         user_model = get_user_model()
-        user_id = f"u.{user_model._meta.pk.column}"
-        users = user_model.objects.raw(
-            f"SELECT u.*, {granted_permissions_sql(user_id)} AS granted_permissions "
-            f"FROM {user_model._meta.db_table} u "
-            f"JOIN {Token._meta.db_table} t ON t.user_id = {user_id} "
-            "WHERE t.key = %s",
-            [key],
-        )
-        user = next(iter(users), None)
-        if user is None:
+        fields = user_model._meta.concrete_fields
+        columns = ", ".join(f"u.{field.column}" for field in fields)
+        connection = connections[router.db_for_read(user_model)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns}, {granted_permissions_sql(f'u.{user_model._meta.pk.column}')} "
+                f"FROM {user_model._meta.db_table} u "
+                f"JOIN {Token._meta.db_table} t ON t.user_id = u.{user_model._meta.pk.column} "
+                "WHERE t.key = %s",
+                [key],
+            )
+            row = cursor.fetchone()
+        if row is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
+        # The database adapters give these columns their Python types (SQLite's through the
+        # converters Django registers), so the row becomes a user as the ORM would make it.
+        user = user_model.from_db(connection.alias, [field.attname for field in fields], row[:-1])
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        cache_permissions(user, user.granted_permissions)
+        cache_permissions(user, row[-1])
         return user, Token(key=key, user=user)
 
 
