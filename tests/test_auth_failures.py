@@ -128,6 +128,21 @@ def test_each_kind_of_failed_token_counts_one(good_token, header):
     assert_throttled(get(f"Token {good_token}"))
 
 
+@pytest.mark.parametrize("key", [WRONG, "g" * 40, ""], ids=["wrong-key", "malformed-key", "empty"])
+def test_failed_x_api_keys_count_as_tokens_do(good_token, key):
+    """``X-API-Key`` (the GEMINIbase clients' header) shares the Authorization header's count:
+    a wrong key is no way around the lock, and the right one is refused while it holds."""
+    attacker = APIClient()
+    attacker.credentials(HTTP_X_API_KEY=key)
+    for _ in range(RATE):
+        assert_error(attacker.get("/api/models/all", REMOTE_ADDR=ATTACKER), 401)
+    assert_throttled(attacker.get("/api/models/all", REMOTE_ADDR=ATTACKER))
+    owner = APIClient()
+    owner.credentials(HTTP_X_API_KEY=good_token)
+    assert_throttled(owner.get("/api/models/all", REMOTE_ADDR=ATTACKER))
+    assert owner.get("/api/models/all", REMOTE_ADDR=NEIGHBOUR).status_code == 200
+
+
 def test_successful_requests_count_nothing(good_token):
     for _ in range(RATE * 3):
         assert get(f"Token {good_token}").status_code == 200

@@ -82,9 +82,11 @@ class TooManyFailures(exceptions.Throttled):
 
 def presents_credentials(request) -> bool:
     """Whether the request carries credentials that would be looked up (``Authorization``,
-    ``X-API-Key``): only such requests are refused while the address is over the rate."""
+    ``X-API-Key``): only such requests are refused while the address is over the rate. An
+    empty ``X-API-Key`` is a key that fails (401) and so counts; an empty ``Authorization`` is
+    no credentials, as DRF reads it."""
     meta = request.META
-    return bool(meta.get("HTTP_AUTHORIZATION") or meta.get("HTTP_X_API_KEY"))
+    return bool(meta.get("HTTP_AUTHORIZATION")) or "HTTP_X_API_KEY" in meta
 
 
 @contextmanager
