@@ -7,6 +7,7 @@ permissions, exactly as in production; each test gets its own media folder.
 from __future__ import annotations
 
 import io
+import logging
 import uuid
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from models_api.api.log_filters import RedactCredentials
 from models_api.models import MLModel
 from tests.factories import (
     DatasetFactory,
@@ -208,3 +210,17 @@ def s3(settings, s3_endpoint):
 def stored_keys(s3) -> list[str]:
     listing = s3.client.list_objects_v2(Bucket=s3.bucket)
     return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+@pytest.fixture
+def console_log():
+    """What the configured console handler (with its redaction filter) writes."""
+    handler = next(
+        h
+        for h in logging.getLogger().handlers
+        if any(isinstance(f, RedactCredentials) for f in h.filters)
+    )
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)

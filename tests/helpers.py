@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tracemalloc
 from collections.abc import Iterator
@@ -85,3 +86,12 @@ def peak_memory() -> Iterator[Peak]:
     finally:
         tracemalloc.stop()
         pa.set_memory_pool(previous)
+
+
+def ndjson_lines(response) -> list[dict]:
+    """The records of a 200 NDJSON stream, each line ended by a newline."""
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/x-ndjson"
+    body = b"".join(response.streaming_content)
+    assert body == b"" or body.endswith(b"\n")
+    return [json.loads(line) for line in body.splitlines()]

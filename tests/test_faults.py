@@ -37,7 +37,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from models_api.api.errors import DATABASE_UNAVAILABLE
-from models_api.api.log_filters import RedactCredentials, redact
+from models_api.api.log_filters import redact
 from models_api.models import Dataset, MLModel
 from records.ingest import ingest_records
 from records.models import ModelRecord
@@ -828,20 +828,6 @@ def test_a_throttled_public_page_answers_the_json_error_body(anonymous, throttle
 # =============================================================================================
 # Credentials never reach the logs
 # =============================================================================================
-
-
-@pytest.fixture
-def console_log():
-    """What the configured console handler (with its redaction filter) writes."""
-    handler = next(
-        h
-        for h in logging.getLogger().handlers
-        if any(isinstance(f, RedactCredentials) for f in h.filters)
-    )
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 @pytest.fixture

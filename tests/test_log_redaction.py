@@ -53,20 +53,6 @@ def download_link(api, demo):
     return created.json(), response["Location"]
 
 
-@pytest.fixture
-def console_log():
-    """What the configured console handler (with its redaction filter) writes."""
-    handler = next(
-        h
-        for h in logging.getLogger().handlers
-        if any(isinstance(f, RedactCredentials) for f in h.filters)
-    )
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
-
-
 def test_redact_hides_the_token_of_a_download_link():
     token = storage.download_url("model_records/a/b/leaf.png", build_absolute_uri=str)
     token = token_of(token)

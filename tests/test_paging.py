@@ -9,7 +9,6 @@ stream's offset is applied by the database: the skipped rows never reach Python.
 from __future__ import annotations
 
 import datetime
-import json
 import uuid
 
 import psycopg
@@ -31,7 +30,7 @@ from tests.factories import (
     SeasonFactory,
     SiteFactory,
 )
-from tests.helpers import LIST_PATHS, assert_error, fill, peak_memory
+from tests.helpers import LIST_PATHS, assert_error, fill, ndjson_lines, peak_memory
 from tests.test_record_streams import bulk_records
 
 pytestmark = pytest.mark.django_db
@@ -262,14 +261,6 @@ def test_a_page_costs_the_queries_of_the_whole_list_and_no_count(
 STREAMS = ["records", "records/filter"]
 
 
-def lines(response) -> list[dict]:
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "application/x-ndjson"
-    body = b"".join(response.streaming_content)
-    assert body == b"" or body.endswith(b"\n")
-    return [json.loads(line) for line in body.splitlines()]
-
-
 @pytest.fixture
 def stream(demo):
     """Model A with 30 records (every fifth shares its timestamp with the one before, so that
@@ -301,7 +292,7 @@ def stream(demo):
 @pytest.mark.parametrize("path", STREAMS)
 def test_every_stream_page_is_the_slice_of_the_whole_stream(api, stream, path):
     url = f"/api/models/id/{stream.id}/{path}"
-    full = lines(api.get(url))
+    full = ndjson_lines(api.get(url))
     assert len(full) == 30
     timestamps = [line["timestamp"] for line in full]
     assert len(set(timestamps)) < 30  # ties, ordered by id
@@ -319,10 +310,10 @@ def test_every_stream_page_is_the_slice_of_the_whole_stream(api, stream, path):
         ("limit=30", full),
         ("offset=0", full),
     ]:
-        assert lines(api.get(f"{url}?{params}")) == expected, params
+        assert ndjson_lines(api.get(f"{url}?{params}")) == expected, params
     pages = []
     for offset in range(0, 30, 4):
-        pages += lines(api.get(url, {"offset": offset, "limit": 4}))
+        pages += ndjson_lines(api.get(url, {"offset": offset, "limit": 4}))
     assert pages == full
 
 
@@ -337,28 +328,28 @@ def test_every_stream_page_is_the_slice_of_the_whole_stream(api, stream, path):
 )
 def test_a_stream_page_applies_after_the_filters(api, stream, path, filters):
     url = f"/api/models/id/{stream.id}/{path}?{filters}"
-    full = lines(api.get(url))
+    full = ndjson_lines(api.get(url))
     assert 4 <= len(full) < 30
-    assert lines(api.get(f"{url}&offset=1&limit=2")) == full[1:3]
-    assert lines(api.get(f"{url}&offset=2")) == full[2:]
+    assert ndjson_lines(api.get(f"{url}&offset=1&limit=2")) == full[1:3]
+    assert ndjson_lines(api.get(f"{url}&offset=2")) == full[2:]
 
 
 @pytest.mark.parametrize("path", STREAMS)
 def test_a_stream_page_past_the_end_is_an_empty_200(api, stream, path):
     url = f"/api/models/id/{stream.id}/{path}"
     for offset in ("30", "31", "1000000", str(10**30), "9" * 5000):
-        assert lines(api.get(url, {"offset": offset})) == []
-        assert lines(api.get(url, {"offset": offset, "limit": 10})) == []
+        assert ndjson_lines(api.get(url, {"offset": offset})) == []
+        assert ndjson_lines(api.get(url, {"offset": offset, "limit": 10})) == []
 
 
 @pytest.mark.parametrize("path", STREAMS)
 def test_a_stream_limit_has_no_upper_bound(api, stream, path, settings):
     settings.API_MAX_LIMIT = 2
     url = f"/api/models/id/{stream.id}/{path}"
-    full = lines(api.get(url))
+    full = ndjson_lines(api.get(url))
     for limit in ("31", "10001", str(2**63 - 1), str(2**63), str(10**30), "9" * 5000):
-        assert lines(api.get(url, {"limit": limit})) == full, limit
-        assert lines(api.get(url, {"limit": limit, "offset": 28})) == full[28:], limit
+        assert ndjson_lines(api.get(url, {"limit": limit})) == full, limit
+        assert ndjson_lines(api.get(url, {"limit": limit, "offset": 28})) == full[28:], limit
 
 
 @pytest.mark.parametrize("path", STREAMS)
@@ -393,7 +384,9 @@ def test_the_stream_offset_and_limit_are_in_the_sql(api, stream, monkeypatch):
 
     monkeypatch.setattr(psycopg.Cursor, "copy", spy)
     with CaptureQueriesContext(connection) as captured:
-        got = lines(api.get(f"/api/models/id/{stream.id}/records", {"offset": 20, "limit": 5}))
+        got = ndjson_lines(
+            api.get(f"/api/models/id/{stream.id}/records", {"offset": 20, "limit": 5})
+        )
     assert len(got) == 5
     statements = sent if ON_POSTGRESQL else [q["sql"] for q in captured.captured_queries]
     (stream_sql,) = [sql for sql in statements if "model_data" in sql]
@@ -434,5 +427,5 @@ def test_a_stream_offset_over_a_hundred_thousand_records_reads_no_skipped_row(
     assert peak_half < peak_first * 1.5 + 512 * 1024, (peak_first, peak_half)
 
     # And over HTTP: the last two records, in order.
-    tail = lines(api.get(f"/api/models/id/{demo.id}/records/filter", {"offset": 99_998}))
+    tail = ndjson_lines(api.get(f"/api/models/id/{demo.id}/records/filter", {"offset": 99_998}))
     assert [line["timestamp"] for line in tail] == ["2024-01-02T03:46:38Z", "2024-01-02T03:46:39Z"]

@@ -14,18 +14,10 @@ from records.models import ModelRecord
 from records.renderers import NDJSONRenderer, RecordRenderer
 from records.representation import RecordBatches
 from tests.factories import MLModelFactory, ModelRecordFactory
-from tests.helpers import peak_memory
+from tests.helpers import ndjson_lines, peak_memory
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
-
-
-def lines(response) -> list[dict]:
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "application/x-ndjson"
-    body = b"".join(response.streaming_content)
-    assert body == b"" or body.endswith(b"\n")
-    return [json.loads(line) for line in body.splitlines()]
 
 
 @pytest.fixture
@@ -61,21 +53,21 @@ def test_stream_gives_every_record_ordered_by_timestamp_then_id(api, grid):
         model=model, experiment=tie.experiment, season=tie.season, site=tie.site,
         dataset=Dataset.objects.create(dataset_name="twin"), timestamp=tie.timestamp,
     )
-    got = lines(api.get(f"/api/models/id/{model.id}/records"))
+    got = ndjson_lines(api.get(f"/api/models/id/{model.id}/records"))
     expected = sorted([*made, twin], key=lambda r: (r.timestamp, r.id))
     assert [line["id"] for line in got] == [str(r.id) for r in expected]
 
 
 def test_each_line_is_the_single_record_object(api, grid):
     model, _ = grid
-    for line in lines(api.get(f"/api/models/id/{model.id}/records"))[:5]:
+    for line in ndjson_lines(api.get(f"/api/models/id/{model.id}/records"))[:5]:
         assert api.get(f"/api/models/records/id/{line['id']}").json() == line
 
 
 def test_other_models_records_are_not_streamed(api, grid):
     model, made = grid
     ModelRecordFactory(model=MLModelFactory())
-    assert len(lines(api.get(f"/api/models/id/{model.id}/records"))) == len(made)
+    assert len(ndjson_lines(api.get(f"/api/models/id/{model.id}/records"))) == len(made)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +117,7 @@ def test_other_models_records_are_not_streamed(api, grid):
 )
 def test_exact_filters(api, grid, params, keep):
     model, made = grid
-    got = lines(api.get(f"/api/models/id/{model.id}/records", params))
+    got = ndjson_lines(api.get(f"/api/models/id/{model.id}/records", params))
     assert [line["id"] for line in got] == [
         str(r.id) for r in sorted(made, key=lambda r: (r.timestamp, r.id)) if keep(r)
     ]
@@ -189,7 +181,7 @@ def at(text: str) -> datetime.datetime:
 )
 def test_window_filters(api, grid, query, keep):
     model, made = grid
-    got = lines(api.get(f"/api/models/id/{model.id}/records/filter?{query}"))
+    got = ndjson_lines(api.get(f"/api/models/id/{model.id}/records/filter?{query}"))
     assert [line["id"] for line in got] == [
         str(r.id) for r in sorted(made, key=lambda r: (r.timestamp, r.id)) if keep(r)
     ]
@@ -253,12 +245,12 @@ def test_bad_filters_are_400_before_the_stream_starts(api, grid, path, query, fi
 def test_a_filter_naming_what_does_not_exist_matches_nothing(api, grid, path, query):
     """As the seed's service gave its clients: an empty stream, not an error."""
     model, _ = grid
-    assert lines(api.get(f"/api/models/id/{model.id}/{path}?{query}")) == []
+    assert ndjson_lines(api.get(f"/api/models/id/{model.id}/{path}?{query}")) == []
 
 
 def test_an_unknown_name_beside_a_known_one_keeps_the_known_ones(api, grid):
     model, made = grid
-    got = lines(
+    got = ndjson_lines(
         api.get(f"/api/models/id/{model.id}/records/filter?site_names=Site A1&site_names=Site Z")
     )
     assert {line["site_name"] for line in got} == {"Site A1"}
@@ -269,13 +261,13 @@ def test_an_unknown_name_beside_a_known_one_keeps_the_known_ones(api, grid):
 def test_unknown_model_is_404_and_no_records_is_an_empty_200(api, demo, path):
     assert api.get(f"/api/models/id/{uuid.uuid4()}/{path}").status_code == 404
     assert api.get(f"/api/models/id/not-a-uuid/{path}").status_code == 404
-    assert lines(api.get(f"/api/models/id/{demo.id}/{path}")) == []
+    assert ndjson_lines(api.get(f"/api/models/id/{demo.id}/{path}")) == []
 
 
 def test_streams_need_the_view_record_permission(reader, anonymous, grid):
     model, _ = grid
     assert anonymous.get(f"/api/models/id/{model.id}/records").status_code == 401
-    assert len(lines(reader.get(f"/api/models/id/{model.id}/records/filter"))) == 18
+    assert len(ndjson_lines(reader.get(f"/api/models/id/{model.id}/records/filter"))) == 18
 
 
 def bulk_records(model, count: int) -> None:
