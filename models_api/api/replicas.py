@@ -15,7 +15,7 @@ what they wrote; other users may see the replica's lag. A replica that does not 
 marked down in the cache for ``DATABASE_REPLICA_RETRY_SECONDS`` and its reads go to the
 primary; the check is made before a stream's first byte, so an outage never costs a 5xx or a
 short stream (a replica that dies in the middle of one breaks that stream, as the primary
-would).
+would). While the cache is down no position can be read, and every read goes to the primary.
 """
 
 from __future__ import annotations
