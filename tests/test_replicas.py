@@ -167,11 +167,49 @@ def test_health_reports_a_shared_cache_that_answers(client, db, settings, shared
 # --- Settings --------------------------------------------------------------------------------
 
 
+_PRINT_DATABASES = """
+import json
+from django.conf import settings
+print(json.dumps({
+    "replicas": settings.DATABASE_REPLICAS,
+    "replica_2": {key: settings.DATABASES["replica_2"][key] for key in ("HOST", "PORT", "NAME")},
+    "options": settings.DATABASES["replica_2"]["OPTIONS"],
+    "test": settings.DATABASES["replica_2"]["TEST"],
+    "routers": settings.DATABASE_ROUTERS,
+    "cache": settings.CACHES["default"],
+}))
+"""
+
+
+def test_replica_urls_and_redis_url_become_database_aliases_and_the_cache(tmp_path):
+    env = environment(
+        tmp_path,
+        DATABASE_URL="postgres://app@primary:5432/models",
+        DATABASE_REPLICA_URLS="postgres://app@replica1/models, postgres://app@replica2:6432/models",
+        DATABASE_REPLICA_CONNECT_TIMEOUT="3",
+        REDIS_URL="redis://cache:6379/2",
+        REDIS_TIMEOUT="0.25",
+    )
+    result = manage(env, "shell", "-c", _PRINT_DATABASES)
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed["replicas"] == ["replica_1", "replica_2"]
+    assert printed["replica_2"] == {"HOST": "replica2", "PORT": 6432, "NAME": "models"}
+    assert printed["options"] == {"connect_timeout": 3, "options": "-c jit=off"}
+    assert printed["test"]["MIRROR"] == "default"  # a test run has one database
+    assert printed["routers"] == ["models_api.api.replicas.ReplicaRouter"]
+    assert printed["cache"]["BACKEND"] == "models_api.api.cache.ResilientRedisCache"
+    assert printed["cache"]["LOCATION"] == "redis://cache:6379/2"
+    assert printed["cache"]["OPTIONS"] == {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}
+
+
 @pytest.mark.parametrize(
     "variables, named",
     [
         pytest.param({"DATABASE_REPLICA_URLS": "postgres://h/db"}, "DATABASE_REPLICA_URLS",
                      id="replicas-without-postgres-primary"),
+        pytest.param({"DATABASE_URL": "postgres://h/db", "DATABASE_REPLICA_URLS": "mysql://h/db"},
+                     "DATABASE_REPLICA_URLS", id="replica-not-postgres"),
         pytest.param({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL", id="not-redis"),
         pytest.param({"REDIS_URL": "redis://h", "REDIS_TIMEOUT": "soon"}, "REDIS_TIMEOUT",
                      id="timeout-not-a-number"),
