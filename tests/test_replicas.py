@@ -339,6 +339,8 @@ def test_requests_alternating_between_servers_see_every_write_at_once(stack):
     )
     on_replica = f"SELECT count(*) FROM records_modelrecord WHERE id = '{created.json()['id']}'"
     assert stack.cluster.replica.query(on_replica) == [(0,)]
+    (lag,) = get(a, "/healthz").json()["replicas"]
+    assert lag["status"] == "ok" and lag["lag_bytes"] > 0 and lag["lag_seconds"] > 0
 
 
 def replica_reads(cluster: Cluster) -> int:
