@@ -33,6 +33,7 @@ from models_api.api.exception_handler import unavailable_response
 from models_api.api.openapi import DeletedSerializer, ErrorSerializer
 from models_api.api.paging import StreamPaging
 from models_api.api.parsers import JSONParser
+from models_api.api.replicas import replica_eligible
 from models_api.api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from models_api.models import MLModel
 from records import services, storage
@@ -163,7 +164,10 @@ class ModelRecordsViewSet(ContractViewSet):
             return [renderer() for renderer in RECORD_RENDERERS]
         return super().get_renderers()
 
+    @replica_eligible
     def stream(self) -> StreamingHttpResponse:
+        """Both streams, in every format: a replica may answer (chosen before the first
+        byte; the batches keep reading from it after the view has returned)."""
         model = self.get_model()
         batches = RecordBatches(
             self.filter_queryset(ModelRecord.objects.for_model(model)),

@@ -30,6 +30,7 @@ from tests.factories import (
     SeasonFactory,
     SiteFactory,
 )
+from tests.servers import postgres_cluster, shared_redis  # noqa: F401 (fixtures for all)
 
 
 @pytest.fixture(autouse=True)
