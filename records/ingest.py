@@ -8,13 +8,13 @@ Rows go to a *sink*: on PostgreSQL :class:`records.postgres.CopySink`, which sen
 through ``COPY`` straight into the record table while the lines are still being read, so that
 Python's parsing overlaps the database's work instead of preceding it; elsewhere
 :class:`SQLiteSink`, batched ``INSERT OR IGNORE``. Both write segments of at most
-``SEGMENT_ROWS`` rows, which bounds the memory held.
+``SEGMENT_ROWS`` rows and ``SEGMENT_BYTES`` bytes of JSON text, which bounds the memory held
+however large each record is; the records read ahead are bounded the same way.
 """
 
 from __future__ import annotations
 
 import datetime
-import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -31,13 +31,16 @@ from models_api.api.ids import new_id_text
 from models_api.models import MLModel
 from records import postgres
 from records.models import ModelRecord, json_for_save
+from records.segments import SegmentSize
 from records.services import ReferenceResolver, References, link_references
 from records.validation import RecordInput, parse_record
 
 #: Bad lines listed in an answer; the detail gives the total.
 MAX_LISTED_LINE_ERRORS = 100
-#: Rows written per segment (and held in memory at most, for a rollback).
+#: Rows written per segment (and held in memory at most, for a rollback)...
 SEGMENT_ROWS = 20_000
+#: ... and the most bytes of their ``model_data`` and ``record_info`` text, for large records.
+SEGMENT_BYTES = 4 * 1024 * 1024
 
 
 class IngestRow(NamedTuple):
@@ -122,18 +125,19 @@ class _Errors:
 class SQLiteSink:
     """Batched ``INSERT OR IGNORE``; SQLite itself counts the rows it inserted."""
 
-    def __init__(self, connection, *, segment_rows: int) -> None:
+    def __init__(self, connection, *, segment_rows: int, segment_bytes: int) -> None:
         self.connection = connection
-        self.segment_rows = segment_rows
+        self.size = SegmentSize(segment_rows, segment_bytes)
         self.segment: list[IngestRow] = []
         self.created = 0
 
     def write(self, row: IngestRow) -> None:
         self.segment.append(row)
-        if len(self.segment) >= self.segment_rows:
+        if self.size.full(row):
             self.pause()
 
     def pause(self) -> None:
+        self.size.reset()
         if not self.segment:
             return
         self.connection.ensure_connection()
@@ -153,6 +157,7 @@ class SQLiteSink:
 
     def discard(self) -> None:
         self.segment = []
+        self.size.reset()
 
     def finish(self) -> int:
         self.pause()
@@ -173,21 +178,49 @@ class _Linked:
         )
 
 
-#: Parsed records handed from the reading thread to the writing one at a time.
+#: Parsed records handed from the reading thread to the writing one at a time, at most...
 _READ_AHEAD_CHUNK = 500
+#: ... and the most bytes of their JSON text (a chunk ends with the record that passes it).
+_READ_AHEAD_CHUNK_BYTES = 128 * 1024
 #: Chunks read ahead at most (bounds the records held in memory).
 _READ_AHEAD_CHUNKS = 40
 _END = object()
 
+#: A record read ahead: its number, and its record with its ``model_data`` and
+#: ``record_info`` as JSON text, or the messages that say what is wrong with it.
+ReadAhead = tuple[int, RecordInput, tuple[str, str]] | tuple[int, list[str], None]
 
-def parsed_ahead(records: Iterable[ParsedLine]) -> Iterator[ParsedLine]:
+
+def _chunks(records: Iterable[ParsedLine]) -> Iterator[list[ReadAhead]]:
+    """``records`` in chunks of at most ``_READ_AHEAD_CHUNK`` records and about
+    ``_READ_AHEAD_CHUNK_BYTES`` of JSON text, each record's text encoded here (in the reading
+    thread: it is what the row written needs, and what measures the memory it holds)."""
+    chunk: list[ReadAhead] = []
+    size = 0
+    dumps = json_values.dumps
+    for number, record in records:
+        if isinstance(record, RecordInput):
+            texts = (dumps(record.model_data).decode(), dumps(record.record_info).decode())
+            size += len(texts[0]) + len(texts[1])
+            # The values themselves are not needed any more: only their text waits.
+            chunk.append((number, record._replace(model_data=None, record_info=None), texts))
+        else:
+            chunk.append((number, record, None))
+        if len(chunk) >= _READ_AHEAD_CHUNK or size >= _READ_AHEAD_CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def parsed_ahead(records: Iterable[ParsedLine]) -> Iterator[ReadAhead]:
     """``records``, read and checked in a thread of their own while the caller writes the
-    ones before.
+    ones before, each with its JSON text (see :func:`_chunks`).
 
     Reading a line and checking its fields is Python's work; inserting and checking the rows
     (foreign keys, uniqueness) is the database's, most of it while a COPY segment ends, when
     the writing thread only waits. Reading ahead lets both go on at the same time. At most
-    ``_READ_AHEAD_CHUNKS * _READ_AHEAD_CHUNK`` records wait; an error met while reading
+    ``_READ_AHEAD_CHUNKS`` chunks wait; an error met while reading
     (a body over its limit, a broken file) is raised in the caller's thread.
     """
     chunks: queue.Queue = queue.Queue(maxsize=_READ_AHEAD_CHUNKS)
@@ -204,8 +237,7 @@ def parsed_ahead(records: Iterable[ParsedLine]) -> Iterator[ParsedLine]:
 
     def read() -> None:
         try:
-            iterator = iter(records)
-            while chunk := list(itertools.islice(iterator, _READ_AHEAD_CHUNK)):
+            for chunk in _chunks(records):
                 if not put(chunk):
                     return
             put(_END)
@@ -248,11 +280,11 @@ def ingest_records(
     try:
         with transaction.atomic(using=connection.alias):
             sink = (postgres.CopySink if connection.vendor == "postgresql" else SQLiteSink)(
-                connection, segment_rows=SEGMENT_ROWS
+                connection, segment_rows=SEGMENT_ROWS, segment_bytes=SEGMENT_BYTES
             )
-            for number, record in parsed_ahead(records):
+            for number, record, texts in parsed_ahead(records):
                 total += 1
-                if not isinstance(record, RecordInput):
+                if texts is None:
                     errors.add(number, record)
                     sink.discard()
                     continue
@@ -286,8 +318,7 @@ def ingest_records(
                 links.add(linked)
                 sink.write(IngestRow(
                     new_id_text(), model_id, record.timestamp, record.collection_date,
-                    *linked.texts, json_values.dumps(record.model_data).decode(), None,
-                    json_values.dumps(record.record_info).decode(), now, now,
+                    *linked.texts, texts[0], None, texts[1], now, now,
                 ))
             errors.raise_if_any()
             if not total:

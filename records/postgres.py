@@ -28,6 +28,7 @@ from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 
 from records.models import RECORD_COLUMNS, ModelRecord
+from records.segments import SegmentSize
 
 if TYPE_CHECKING:
     from records.ingest import IngestRow
@@ -67,7 +68,7 @@ class CopySink:
     """Sends rows to the record table through COPY segments (see ``records.ingest``).
 
     - A segment ends early when a name has to be looked up (no other statement can run while
-      a COPY is open), and every ``segment_rows`` rows, which bounds the memory held.
+      a COPY is open), and when it is full (``SegmentSize``), which bounds the memory held.
     - When a segment meets an existing record (a unique violation), it is rolled back to its
       savepoint and its rows, and all later ones, go through a scratch table and ``INSERT ...
       ON CONFLICT DO NOTHING`` instead, which skips what exists. Retries of a batch take this
@@ -82,9 +83,9 @@ class CopySink:
     WRITE_ROWS = 500
     SCRATCH = "records_ingest"
 
-    def __init__(self, connection, *, segment_rows: int) -> None:
+    def __init__(self, connection, *, segment_rows: int, segment_bytes: int) -> None:
         self.connection = connection
-        self.segment_rows = segment_rows
+        self.size = SegmentSize(segment_rows, segment_bytes)
         self.cursor = connection.cursor()
         self.created = 0
         self.direct = True  # False once a segment has met an existing record
@@ -102,7 +103,7 @@ class CopySink:
             self._unsent += 1
             if self._unsent >= self.WRITE_ROWS:
                 self._send()
-        if len(self.segment) >= self.segment_rows:
+        if self.size.full(row):
             self.pause()
 
     def _send(self) -> None:
@@ -118,6 +119,7 @@ class CopySink:
 
     def pause(self) -> None:
         """End the current segment, so that the connection is free for other statements."""
+        self.size.reset()
         if self.direct and self._unsent:
             self._send()
         if self._copy is not None:
@@ -163,6 +165,7 @@ class CopySink:
                 pass
             transaction.savepoint_rollback(self._savepoint)
         self.segment = []
+        self.size.reset()
         self._unsent = 0
 
     def finish(self) -> int:

@@ -31,6 +31,8 @@ ParsedRow = tuple[int, Any]
 #: Rows of a batch turned into Python values at a time: a client's batch may hold a whole
 #: body, and its rows as dicts take many times its Arrow bytes.
 ROWS_AT_A_TIME = 1_000
+#: ... and about the most bytes of them: large records come fewer at a time.
+BYTES_AT_A_TIME = 1024 * 1024
 #: Bytes of a Parquet column chunk read at a time.
 PARQUET_BUFFER_BYTES = 1024 * 1024
 #: The largest CSV cell read (csv's default, 128 KiB, is less than a bulk line may hold).
@@ -71,10 +73,17 @@ def _as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.cast(column, pa.string())
 
 
+def _rows_at_a_time(bytes_per_row: float) -> int:
+    """Rows to turn into Python values at a time: :data:`ROWS_AT_A_TIME`, or fewer, so that
+    they hold about :data:`BYTES_AT_A_TIME` at most."""
+    return max(1, min(ROWS_AT_A_TIME, int(BYTES_AT_A_TIME // max(bytes_per_row, 1.0))))
+
+
 def _rows(batch: pa.RecordBatch | pa.Table, ignore: frozenset[str]) -> Iterator[dict]:
     kept = [name for name in batch.schema.names if name not in ignore]
-    for start in range(0, batch.num_rows, ROWS_AT_A_TIME):
-        part = batch.slice(start, ROWS_AT_A_TIME)
+    step = _rows_at_a_time(batch.nbytes / batch.num_rows) if batch.num_rows else 1
+    for start in range(0, batch.num_rows, step):
+        part = batch.slice(start, step)
         columns = [_as_text(part.column(name)) for name in kept]
         for values in zip(*(column.to_pylist() for column in columns), strict=True):
             yield {
@@ -156,7 +165,7 @@ def _whole_stream(
 
 def parquet_records(source: Any, *, ignore: frozenset[str] = frozenset()) -> Iterator[ParsedRow]:
     """Records from a Parquet file (a path or a seekable binary file), a row group at a time
-    in batches of :data:`ROWS_AT_A_TIME` rows.
+    in batches of :data:`ROWS_AT_A_TIME` rows (fewer when its rows are large).
 
     pyarrow's default reads ahead every row group asked for (``pre_buffer``), which for
     ``iter_batches`` is the whole file; without it, through a buffered stream, memory holds
@@ -168,9 +177,13 @@ def parquet_records(source: Any, *, ignore: frozenset[str] = frozenset()) -> Ite
         raise InvalidInput({NON_FIELD: [
             "This is not a Parquet file, or not a whole one (its footer is missing)."
         ]}) from None
+    metadata = parquet.metadata
+    row_bytes = sum(
+        metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups)
+    ) / max(metadata.num_rows, 1)
     return table_records(
         parquet.schema_arrow,
-        _checked(parquet.iter_batches(batch_size=ROWS_AT_A_TIME), "Parquet file"),
+        _checked(parquet.iter_batches(batch_size=_rows_at_a_time(row_bytes)), "Parquet file"),
         ignore=ignore,
     )
 

@@ -343,19 +343,10 @@ def test_an_export_posts_back_once_the_columns_the_server_assigns_are_dropped(ap
 # --- memory ----------------------------------------------------------------------------------
 
 #: A 64 MB body of records of about 30 KB each: few records, so that the test is quick, but
-#: the body's bytes are what a server holding it whole would show.
+#: the body's bytes are what a server holding it whole would show. The ingest's own bounds
+#: (segments and read-ahead in rows and in bytes) apply, as in production.
 BODY_BYTES = 64 * 1024 * 1024
 RECORD_BYTES = 30_000
-
-
-@pytest.fixture
-def small_segments(monkeypatch):
-    """Segments and read-ahead of a few dozen records, so that a test's few thousand span many
-    of them (the memory held is a segment's and the read-ahead's, not the body's)."""
-    monkeypatch.setattr("records.ingest.SEGMENT_ROWS", 100)
-    monkeypatch.setattr("records.ingest._READ_AHEAD_CHUNK", 20)
-    monkeypatch.setattr("records.ingest._READ_AHEAD_CHUNKS", 4)
-    monkeypatch.setattr("records.readers.ROWS_AT_A_TIME", 50)
 
 
 def big_body(name: str) -> tuple[bytes, int]:
@@ -376,7 +367,7 @@ def big_body(name: str) -> tuple[bytes, int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ndjson", *FORMATS])
-def test_a_64_mb_body_is_ingested_in_bounded_memory(demo, settings, small_segments, name):
+def test_a_64_mb_body_is_ingested_in_bounded_memory(demo, settings, name):
     """The server's peak (Python's and Arrow's allocations) stays a small part of the body:
     it is read a block, a row or a batch at a time (Parquet from a temporary file)."""
     body, count = big_body(name)
