@@ -173,8 +173,12 @@ def rebuild(layout: Layout, using: str = "default") -> Rebuilt:
         constraints, indexes = _constraints(cursor), _plain_indexes(cursor)
         old = f"{TABLE}_old"
         cursor.execute(f"ALTER TABLE {TABLE} RENAME TO {old}")
-        for number in range(before.partitions):  # free the partitions' names
-            cursor.execute(f"ALTER TABLE {_partition_name(number)} RENAME TO {old}_p{number}")
+        cursor.execute(  # free the partitions' names for the new ones
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass",
+            [old],
+        )
+        for number, (name,) in enumerate(cursor.fetchall()):
+            cursor.execute(f"ALTER TABLE {name} RENAME TO {old}_p{number}")
         partitioned = f" PARTITION BY HASH ({PARTITION_KEY})" if layout.partitions else ""
         cursor.execute(
             f"CREATE TABLE {TABLE} (LIKE {old} INCLUDING DEFAULTS INCLUDING STORAGE "
