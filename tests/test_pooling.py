@@ -60,9 +60,10 @@ def test_use_pooler_turns_server_side_cursors_off():
 
 
 def database_settings(tmp_path, **variables: str) -> dict:
-    result = manage(environment(tmp_path, **variables), "shell", "-c", PRINT_DATABASE)
+    env = environment(tmp_path, **variables)
+    result = manage(env, "shell", "--no-imports", "-c", PRINT_DATABASE)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_the_settings_behind_pgbouncer(tmp_path):
