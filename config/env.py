@@ -7,6 +7,7 @@ silently running with a default.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 
@@ -47,6 +48,21 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be a whole number; got {value!r}.") from None
         if minimum is not None and number < minimum:
             raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {number}.")
+        return number
+
+    def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        """A duration in seconds, fractions allowed (``0.5``)."""
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not minimum <= number < math.inf:  # also refuses "nan"
+            raise ImproperlyConfigured(
+                f"{name} must be a number of seconds, at least {minimum}; got {value!r}."
+            )
         return number
 
     def list(self, name: str, default: list[str] | None = None) -> list[str]:

@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "models_api.api.replicas.ReadYourWritesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -156,6 +157,69 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 DATABASES = {"default": _database}
+
+# --- Read replicas (models_api.api.replicas) -----------------------------------------------
+#: The replicas' aliases, ``replica_1``, ``replica_2``...: one per DATABASE_REPLICA_URLS entry.
+DATABASE_REPLICAS: list[str] = []
+for _number, _replica_url in enumerate(env.list("DATABASE_REPLICA_URLS"), start=1):
+    if _database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL.")
+    try:
+        _replica = dj_database_url.parse(
+            _replica_url,
+            conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        )
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"DATABASE_REPLICA_URLS entry {_number} is not a usable database URL: {error}"
+        ) from None
+    if _replica["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_REPLICA_URLS entry {_number} must name PostgreSQL (postgres://)."
+        )
+    _replica["OPTIONS"] = {
+        # A replica that does not answer is skipped: find out quickly. DATABASE_POOLER holds
+        # for the replicas too (its rules are harmless on a direct connection).
+        **postgres_options(
+            connect_timeout=env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1),
+            pooler=_pooler,
+        ),
+        **_replica.get("OPTIONS", {}),
+    }
+    use_pooler(_replica, _pooler)
+    _replica["TEST"] = {"MIRROR": "default"}  # the test run's replica is its own database
+    DATABASES[f"replica_{_number}"] = _replica
+    DATABASE_REPLICAS.append(f"replica_{_number}")
+DATABASE_ROUTERS = ["models_api.api.replicas.ReplicaRouter"]
+#: How long a replica that did not answer is skipped (its reads go to the primary).
+DATABASE_REPLICA_RETRY_SECONDS = env.int("DATABASE_REPLICA_RETRY_SECONDS", 30, minimum=1)
+#: How long after a user's write their reads need a replica that has replayed it.
+DATABASE_REPLICA_READ_YOUR_WRITES_SECONDS = env.int(
+    "DATABASE_REPLICA_READ_YOUR_WRITES_SECONDS", 300, minimum=1
+)
+
+# --- Cache: what several processes and servers share (throttle counts, replica state) ------
+REDIS_URL = env.str("REDIS_URL")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("REDIS_URL must be a redis://, rediss:// or unix:// URL.")
+    _redis_timeout = env.seconds("REDIS_TIMEOUT", 0.5, minimum=0.01)
+    CACHES = {
+        "default": {
+            # Django's Redis cache, where an unreachable Redis is a miss (models_api.api.cache).
+            "BACKEND": "models_api.api.cache.ResilientRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "models-api",
+            "OPTIONS": {
+                "socket_connect_timeout": _redis_timeout,
+                "socket_timeout": _redis_timeout,
+            },
+        }
+    }
+else:
+    # Each process counts on its own: the embedded default is one process group on one machine.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Storage -----------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", str(VAR_DIR / "media")))

@@ -9,7 +9,8 @@ in the same run, so that the ratios hold on a busy machine where absolute rates 
    vs ``COPY (SELECT row_to_json(r) ...) TO STDOUT`` of the same rows, and the server's peak
    memory for N and N/10 records in each format;
 3. a selective ``/records/filter`` (one site of ten, one day): time to first byte and total;
-4. single-record POSTs from 8 concurrent clients: rate, latency, and any non-200 answer;
+4. single-record POSTs (multipart forms, as the seed's clients send them) from 8 concurrent
+   clients: rate, latency (p50, p99), and any non-200 answer;
 5. partitions: a GET by id, the NDJSON stream and a bulk ingest on the plain table and on 8
    hash partitions of the same rows (``partition_records``), as ratios partitioned/plain.
 """
@@ -34,6 +35,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection
 
@@ -144,6 +149,75 @@ def ndjson_bodies(total: int, per_body: int) -> Iterator[bytes]:
         )
 
 
+CONTENT_TYPES = {
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv",
+    "arrow": "application/vnd.apache.arrow.stream",
+    "parquet": "application/vnd.apache.parquet",
+}
+_EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "arrow": "arrows", "parquet": "parquet"}
+
+
+def record_table(start: int, stop: int, total: int) -> pa.Table:
+    """Records ``start`` to ``stop`` as a table of the input fields (JSON fields as text)."""
+    rows = [record_line(n, total) for n in range(start, stop)]
+    return pa.table({
+        "timestamp": [row["timestamp"] for row in rows],
+        "model_data": [orjson.dumps(row["model_data"]).decode() for row in rows],
+        "experiment_name": [row["experiment_name"] for row in rows],
+        "season_name": [row["season_name"] for row in rows],
+        "site_name": [row["site_name"] for row in rows],
+        "record_info": [orjson.dumps(row["record_info"]).decode() for row in rows],
+    })
+
+
+def encoded(table: pa.Table, name: str) -> bytes:
+    sink = io.BytesIO()
+    if name == "csv":
+        pacsv.write_csv(table, sink)
+    elif name == "arrow":
+        with ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=65_536)
+    else:
+        pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def bodies(total: int, per_body: int, name: str) -> list[bytes]:
+    """The N records in bodies of ``per_body`` records each, in format ``name``."""
+    if name == "ndjson":
+        return list(ndjson_bodies(total, per_body))
+    return [
+        encoded(record_table(start, min(total, start + per_body), total), name)
+        for start in range(0, total, per_body)
+    ]
+
+
+def write_file(folder: Path, total: int, name: str) -> Path:
+    """The N records in one file of format ``name`` (for import_records), written a part at a
+    time."""
+    path = folder / f"records.{_EXTENSIONS[name]}"
+    step = 100_000
+    if name == "ndjson":
+        with open(path, "wb") as file:
+            for body in ndjson_bodies(total, step):
+                file.write(body + b"\n")
+    elif name == "csv":
+        with open(path, "wb") as file:
+            for number, start in enumerate(range(0, total, step)):
+                table = record_table(start, min(total, start + step), total)
+                sink = io.BytesIO()
+                pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=number == 0))
+                file.write(sink.getvalue())
+    else:
+        schema = record_table(0, 1, total).schema
+        with (ipc.new_stream(str(path), schema) if name == "arrow"
+              else pq.ParquetWriter(str(path), schema)) as writer:
+            for start in range(0, total, step):
+                writer.write_table(record_table(start, min(total, start + step), total))
+    return path
+
+
 def post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request("POST", path, body=body, headers=headers)
@@ -224,7 +298,22 @@ def raw_copy_out(model_id, *, expected: int) -> float:
 # --- concurrent single posts ---------------------------------------------------------------
 
 
+_BOUNDARY = "bench-boundary-7d1f"
+
+
+def multipart_form(fields: dict) -> bytes:
+    """A record as the seed's clients post it: a multipart form, JSON values as JSON text."""
+    parts = [
+        f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+        f"{value if isinstance(value, str) else orjson.dumps(value).decode()}\r\n"
+        for name, value in fields.items()
+    ]
+    return ("".join(parts) + f"--{_BOUNDARY}--\r\n").encode()
+
+
 def concurrent_posts(port: int, path: str, headers: dict, clients: int, seconds: float) -> dict:
+    """``clients`` threads posting single records as multipart forms for ``seconds``."""
+    headers = {**headers, "Content-Type": f"multipart/form-data; boundary={_BOUNDARY}"}
     latencies: list[float] = []
     failures: dict[str, int] = {}
     lock = threading.Lock()
@@ -242,7 +331,7 @@ def concurrent_posts(port: int, path: str, headers: dict, clients: int, seconds:
             sequence += 1
             started = time.perf_counter()
             try:
-                conn.request("POST", path, body=orjson.dumps(body), headers=headers)
+                conn.request("POST", path, body=multipart_form(body), headers=headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status
@@ -271,7 +360,7 @@ def concurrent_posts(port: int, path: str, headers: dict, clients: int, seconds:
         "seconds": round(elapsed, 1),
         "requests": len(latencies),
         "records_per_second": round(len(latencies) / elapsed, 1),
-        "latency_ms_median": round(statistics.median(latencies) * 1000, 1),
+        "latency_ms_p50": round(statistics.median(latencies) * 1000, 1),
         "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
         "non_200": sum(failures.values()),
         "non_200_by_status": failures,

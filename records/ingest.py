@@ -95,7 +95,8 @@ def parse_ndjson(
 
 
 class _Errors:
-    def __init__(self) -> None:
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
         self.count = 0
         self.listed: dict[str, list[str]] = {}
 
@@ -107,7 +108,7 @@ class _Errors:
     def raise_if_any(self) -> None:
         if not self.count:
             return
-        noun = "line is" if self.count == 1 else "lines are"
+        noun = f"{self.unit} is" if self.count == 1 else f"{self.unit}s are"
         listed = (
             f" (the first {MAX_LISTED_LINE_ERRORS} are listed)"
             if self.count > MAX_LISTED_LINE_ERRORS
@@ -223,15 +224,20 @@ def parsed_ahead(records: Iterable[ParsedLine]) -> Iterator[ParsedLine]:
         reader.join()
 
 
-def ingest_records(*, model: MLModel, records: Iterable[ParsedLine]) -> IngestResult:
+def ingest_records(
+    *, model: MLModel, records: Iterable[ParsedLine], unit: str = "line"
+) -> IngestResult:
     """Add many records in one transaction; any bad line means nothing is written.
+
+    ``unit``: what the numbers of ``records`` count, as the refusal names them (``"row"`` for
+    CSV, Arrow and Parquet bodies).
 
     The records are read ahead in a thread of their own (:func:`parsed_ahead`), so that
     reading and checking the next lines goes on while the database writes the previous ones.
     """
     connection = connections[router.db_for_write(ModelRecord)]
     resolver = ReferenceResolver(model)
-    errors = _Errors()
+    errors = _Errors(unit)
     by_names: dict[tuple, _Linked] = {}  # a record's names -> its references
     by_ids: dict[tuple, _Linked] = {}  # the same references whatever names led to them
     seen: set[tuple] = set()

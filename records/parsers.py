@@ -1,9 +1,22 @@
-"""Bodies of ``POST /api/models/id/{id}/records``: a multipart form with a file, or an NDJSON
-bulk body, each under its own size limit (413 above it)."""
+"""Bodies of ``POST /api/models/id/{id}/records``: a multipart form with a file, or a bulk body
+in any of the streams' formats (NDJSON, CSV, Arrow IPC stream, Parquet), each under its own
+size limit (413 above it).
+
+A bulk body's parser reads nothing but what it must: it hands the view a :class:`BulkBody`,
+whose records are read and checked from the request stream as the ingest consumes them (in
+its reader thread), so that memory holds a block, a CSV row or an Arrow batch at a time, never
+the body. Parquet is the exception the format forces: its footer, at the end, says where the
+rows are, so the body is first copied to a temporary file and its row groups then read one
+by one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 from django.conf import settings
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
@@ -11,9 +24,12 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils.http import parse_header_parameters
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
+from rest_framework.request import Request
 
-from models_api.api.errors import TooLarge
+from models_api.api.errors import NON_FIELD, InvalidInput, TooLarge
 from models_api.api.parsers import declared_length
+from records.ingest import ParsedLine, parse_ndjson
+from records.readers import arrow_records, csv_records, parquet_records
 
 
 class _FormWatcher:
@@ -147,12 +163,141 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge(f"The bulk body is larger than the limit of {limit:,} bytes.")
 
 
-class NDJSONParser(parsers.BaseParser):
-    media_type = "application/x-ndjson"
+class BulkBody:
+    """A bulk body as its parser leaves it: :meth:`records` reads and checks it, numbered as
+    its refusals name them (``unit``: NDJSON lines, other formats' rows); :meth:`close` lets
+    go of what it holds (a Parquet body's temporary file)."""
 
-    def parse(self, stream, media_type=None, parser_context=None) -> NDJSONLines:
+    def __init__(
+        self,
+        read: Callable[[], Iterator[ParsedLine]],
+        *,
+        unit: str = "row",
+        spool: IO[bytes] | None = None,
+    ) -> None:
+        self._read, self.unit, self._spool = read, unit, spool
+
+    def records(self) -> Iterator[ParsedLine]:
+        return self._read()
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+class _BodyStream(io.RawIOBase):
+    """The request body as a binary file (what pyarrow and the csv module read), refused
+    with 413 as soon as it passes the bulk limit, whatever length it declared, and with 400
+    when it ends before the length it declared (the client's connection was lost)."""
+
+    def __init__(self, stream: Any, limit: int, declared: int | None) -> None:
+        super().__init__()
+        self.stream, self.limit, self.declared = stream, limit, declared
+        self.received = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self.limit - self.received + 1)
+        data = self.stream.read(want) if self.stream is not None and want > 0 else b""
+        self.received += len(data)
+        if self.received > self.limit:
+            raise _too_large(self.limit)
+        if not data and self.declared is not None and self.received < self.declared:
+            raise InvalidInput({NON_FIELD: [
+                "The body ends before the length it declared; nothing was written."
+            ]})
+        view[: len(data)] = data
+        return len(data)
+
+
+class BulkBodyParser(parsers.BaseParser):
+    """A bulk body of one format, refused (413) before reading when it declares more than the
+    bulk limit."""
+
+    #: What the numbers of the body's records count.
+    unit = "row"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> BulkBody:
         limit = settings.RECORDS_BULK_MAX_BODY_SIZE
         length = declared_length(parser_context)
         if length is not None and length > limit:
             raise _too_large(limit)
-        return NDJSONLines(stream, limit)
+        return self.body(_BodyStream(stream, limit, length), media_type)
+
+    def body(self, stream: _BodyStream, media_type: str | None) -> BulkBody:
+        raise NotImplementedError
+
+
+class NDJSONParser(BulkBodyParser):
+    """One record per line, in the JSON form (see :class:`NDJSONLines`)."""
+
+    media_type = "application/x-ndjson"
+    unit = "line"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> BulkBody:
+        limit = settings.RECORDS_BULK_MAX_BODY_SIZE
+        length = declared_length(parser_context)
+        if length is not None and length > limit:
+            raise _too_large(limit)
+        lines = NDJSONLines(stream, limit)
+        return BulkBody(lambda: parse_ndjson(lines), unit=self.unit)
+
+
+class CSVParser(BulkBodyParser):
+    """RFC 4180 text in UTF-8, a header row of input field names (see
+    :func:`records.readers.csv_records`), read a row at a time."""
+
+    media_type = "text/csv"
+
+    def body(self, stream: _BodyStream, media_type: str | None) -> BulkBody:
+        charset = parse_header_parameters(media_type or "")[1].get("charset", "utf-8")
+        if charset.lower().replace("_", "-") not in {"utf-8", "utf8", "us-ascii", "ascii"}:
+            raise ParseError(
+                f"A CSV body is read as UTF-8, not {charset[:40]}; send it as UTF-8."
+            )
+        buffered = io.BufferedReader(stream, buffer_size=NDJSONLines.BLOCK_BYTES)
+        return BulkBody(lambda: csv_records(buffered))
+
+
+class ArrowStreamParser(BulkBodyParser):
+    """The Arrow IPC stream format, read batch by batch from the request stream."""
+
+    media_type = "application/vnd.apache.arrow.stream"
+
+    def body(self, stream: _BodyStream, media_type: str | None) -> BulkBody:
+        return BulkBody(lambda: arrow_records(stream))
+
+
+class ParquetParser(BulkBodyParser):
+    """A Parquet file, copied to a temporary file (its footer comes last) and read a row group
+    at a time."""
+
+    media_type = "application/vnd.apache.parquet"
+
+    def body(self, stream: _BodyStream, media_type: str | None) -> BulkBody:
+        spool = tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR)
+        try:
+            shutil.copyfileobj(stream, spool, NDJSONLines.BLOCK_BYTES)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return BulkBody(lambda: parquet_records(spool), spool=spool)
+
+
+BULK_PARSERS = (NDJSONParser, CSVParser, ArrowStreamParser, ParquetParser)
+
+
+def bulk_body(request: Request) -> BulkBody | None:
+    """The request's bulk body, if it is one; an empty body of a bulk media type (which DRF
+    never hands to a parser) as a body without records."""
+    if isinstance(request.data, BulkBody):
+        return request.data
+    media_type = parse_header_parameters(request.content_type or "")[0].lower()
+    for parser in BULK_PARSERS:
+        if media_type == parser.media_type:
+            return BulkBody(lambda: iter(()), unit=parser.unit)
+    return None

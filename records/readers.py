@@ -1,14 +1,19 @@
-"""Records read from the columnar formats the streams write (Arrow IPC stream, Parquet), a
-batch at a time, each row numbered from 1 and checked by ``records.validation`` exactly as a
-form's fields are (values as text, JSON fields as JSON text).
+"""Records read from the formats the streams write besides NDJSON (CSV, Arrow IPC stream,
+Parquet), a batch (or a CSV row) at a time, each row numbered from 1 and checked by
+``records.validation`` exactly as a form's fields are (values as text, JSON fields as JSON
+text). The bulk endpoint reads its CSV, Arrow and Parquet bodies with these, and
+``import_records`` its Arrow and Parquet files.
 
-A column that is not a record field is refused before any row is read, as is a file that is
+A column that is not a record field is refused before any row is read, as is a body that is
 not what it claims to be (``InvalidInput``); ``ignore`` names the columns an export adds (ids,
-names, times) that a reader accepts and drops.
+names, times) that a reader accepts and drops (``import_records`` does; the endpoint, like its
+NDJSON body, refuses them).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -18,18 +23,37 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from models_api.api.errors import NON_FIELD, InvalidInput
+from records.representation import RECORD_FIELDS
 from records.validation import INPUT_FIELDS, REQUIRED_FIELDS, parse_record
 
 #: A row's number, and its record or the messages that say what is wrong with it.
 ParsedRow = tuple[int, Any]
+#: Rows of a batch turned into Python values at a time: a client's batch may hold a whole
+#: body, and its rows as dicts take many times its Arrow bytes.
+ROWS_AT_A_TIME = 1_000
+#: Bytes of a Parquet column chunk read at a time.
+PARQUET_BUFFER_BYTES = 1024 * 1024
+#: The largest CSV cell read (csv's default, 128 KiB, is less than a bulk line may hold).
+CSV_FIELD_SIZE_LIMIT = 64 * 1024 * 1024
+#: Fields a record has but a write does not take: the server assigns them.
+ASSIGNED_FIELDS = frozenset(RECORD_FIELDS) - INPUT_FIELDS - {"record_file"}
+#: The end-of-stream marker of the Arrow IPC stream format (a continuation, length 0).
+_ARROW_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
-def _check_columns(schema: pa.Schema, ignore: frozenset[str]) -> None:
-    names = schema.names
+def check_columns(names: list[str], ignore: frozenset[str] = frozenset()) -> None:
+    """``InvalidInput`` naming each unknown, repeated or missing column."""
     unknown = [name for name in names if name not in INPUT_FIELDS | ignore | {"record_file"}]
     repeated = sorted({name for name in names if names.count(name) > 1})
     missing = [name for name in REQUIRED_FIELDS if name not in names]
-    errors = {name: ["Unknown column."] for name in unknown}
+    errors = {
+        name: [
+            "Unknown column: the server assigns this field (an export's column); drop it."
+            if name in ASSIGNED_FIELDS
+            else "Unknown column."
+        ]
+        for name in unknown
+    }
     errors.update({name: ["This column is given more than once."] for name in repeated})
     errors.update({name: ["This column is required."] for name in missing})
     if errors:
@@ -47,53 +71,107 @@ def _as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.cast(column, pa.string())
 
 
-def _rows(batch: pa.RecordBatch | pa.Table, ignore: frozenset[str]) -> list[dict]:
+def _rows(batch: pa.RecordBatch | pa.Table, ignore: frozenset[str]) -> Iterator[dict]:
     kept = [name for name in batch.schema.names if name not in ignore]
-    columns = [_as_text(batch.column(name)) for name in kept]
-    return [
-        {name: value for name, value in zip(kept, values, strict=True) if value is not None}
-        for values in zip(*(column.to_pylist() for column in columns), strict=True)
-    ]
+    for start in range(0, batch.num_rows, ROWS_AT_A_TIME):
+        part = batch.slice(start, ROWS_AT_A_TIME)
+        columns = [_as_text(part.column(name)) for name in kept]
+        for values in zip(*(column.to_pylist() for column in columns), strict=True):
+            yield {
+                name: value for name, value in zip(kept, values, strict=True) if value is not None
+            }
+
+
+def _record(number: int, row: dict) -> ParsedRow:
+    if row.pop("record_file", None) is not None:
+        # An exported record with a file: loading it without its file would lose data.
+        return number, ["record_file: Files cannot be loaded this way; leave it null."]
+    try:
+        return number, parse_record(row, form=True)
+    except InvalidInput as invalid:
+        return number, invalid.lines()
 
 
 def table_records(
     schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, ignore: frozenset[str] = frozenset()
 ) -> Iterator[ParsedRow]:
     """The records of ``batches`` (of ``schema``), numbered from 1."""
-    _check_columns(schema, ignore)
+    check_columns(schema.names, ignore)
+    return _table_rows(batches, ignore)
+
+
+def _table_rows(batches: Iterable[pa.RecordBatch], ignore: frozenset[str]) -> Iterator[ParsedRow]:
     number = 0
     for batch in batches:
         for row in _rows(batch, ignore):
             number += 1
-            if row.pop("record_file", None) is not None:
-                # An exported record with a file: loading it without its file would lose data.
-                yield number, ["record_file: Files cannot be loaded this way; leave it null."]
-                continue
-            try:
-                yield number, parse_record(row, form=True)
-            except InvalidInput as invalid:
-                yield number, invalid.lines()
+            yield _record(number, row)
+
+
+class _EndWatch(io.RawIOBase):
+    """A stream, read through, keeping its last bytes: pyarrow takes a stream that simply
+    stops after a batch for a whole one, so a body cut between two batches would load in
+    part. Every Arrow writer ends its streams with the end-of-stream marker; its absence
+    shows the cut."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__()
+        self.stream = stream
+        self.tail = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.stream.read(len(view))
+        view[: len(data)] = data
+        self.tail = (self.tail + data[-len(_ARROW_END):])[-len(_ARROW_END):]
+        return len(data)
 
 
 def arrow_records(
     stream: IO[bytes], *, ignore: frozenset[str] = frozenset()
 ) -> Iterator[ParsedRow]:
     """Records from an Arrow IPC stream, a batch at a time."""
+    watch = _EndWatch(stream)
     try:
-        reader = ipc.open_stream(stream)
+        reader = ipc.open_stream(watch)
     except (pa.ArrowInvalid, OSError):
         raise InvalidInput({NON_FIELD: ["This is not an Arrow IPC stream."]}) from None
-    return table_records(reader.schema, _checked(reader, "Arrow IPC stream"), ignore=ignore)
+    return table_records(reader.schema, _whole_stream(reader, watch), ignore=ignore)
+
+
+def _whole_stream(
+    reader: ipc.RecordBatchStreamReader, watch: _EndWatch
+) -> Iterator[pa.RecordBatch]:
+    yield from _checked(reader, "Arrow IPC stream")
+    if watch.tail != _ARROW_END:
+        raise InvalidInput({NON_FIELD: [
+            "The Arrow IPC stream ends without its end-of-stream marker: it was cut short."
+        ]})
+    if watch.read(1):
+        raise InvalidInput({NON_FIELD: ["The Arrow IPC stream goes on after its end."]})
 
 
 def parquet_records(source: Any, *, ignore: frozenset[str] = frozenset()) -> Iterator[ParsedRow]:
-    """Records from a Parquet file (a path or a seekable binary file), a row group at a time."""
+    """Records from a Parquet file (a path or a seekable binary file), a row group at a time
+    in batches of :data:`ROWS_AT_A_TIME` rows.
+
+    pyarrow's default reads ahead every row group asked for (``pre_buffer``), which for
+    ``iter_batches`` is the whole file; without it, through a buffered stream, memory holds
+    about one row group's column chunks (the streams' exports write a row group per batch).
+    """
     try:
-        parquet = pq.ParquetFile(source)
+        parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
     except (pa.ArrowInvalid, OSError):
-        raise InvalidInput({NON_FIELD: ["This is not a Parquet file."]}) from None
+        raise InvalidInput({NON_FIELD: [
+            "This is not a Parquet file, or not a whole one (its footer is missing)."
+        ]}) from None
     return table_records(
-        parquet.schema_arrow, _checked(parquet.iter_batches(), "Parquet file"), ignore=ignore
+        parquet.schema_arrow,
+        _checked(parquet.iter_batches(batch_size=ROWS_AT_A_TIME), "Parquet file"),
+        ignore=ignore,
     )
 
 
@@ -108,3 +186,54 @@ def _checked(batches: Iterable[pa.RecordBatch], kind: str) -> Iterator[pa.Record
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
             raise InvalidInput({NON_FIELD: [f"The {kind} is cut short or damaged."]}) from None
         yield batch
+
+
+def csv_records(stream: IO[bytes], *, ignore: frozenset[str] = frozenset()) -> Iterator[ParsedRow]:
+    """Records from CSV (RFC 4180, UTF-8) whose header row names the columns, read a row at a
+    time; the header is checked before any row is read.
+
+    Rows are numbered from 1 after the header; a blank line is skipped but keeps its number,
+    as in NDJSON. An empty cell is a field not given; ``model_data`` and ``record_info`` cells
+    hold JSON text (a row is checked like a multipart form).
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_SIZE_LIMIT))
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader, None)
+    except UnicodeDecodeError:
+        raise InvalidInput({NON_FIELD: ["This is not CSV text: it is not valid UTF-8."]}) from None
+    except csv.Error as error:
+        raise InvalidInput({NON_FIELD: [f"The CSV header cannot be read: {error}."]}) from None
+    if header is None:
+        raise InvalidInput({NON_FIELD: ["The body holds no records."]})
+    check_columns(header, ignore)
+    return _csv_rows(reader, header, ignore)
+
+
+def _csv_rows(reader: Any, header: list[str], ignore: frozenset[str]) -> Iterator[ParsedRow]:
+    width = len(header)
+    number = 0
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield number, [f"The row is not valid CSV: {error}."]
+            return  # the reader cannot find the next row reliably after this
+        except UnicodeDecodeError:  # decoded in blocks: the fault may be a few rows on
+            yield number, ["The body is not valid UTF-8 from this row on."]
+            return
+        if not cells:
+            continue
+        if len(cells) != width:
+            yield number, [f"The row has {len(cells)} cells; the header names {width} columns."]
+            continue
+        row = {
+            name: value
+            for name, value in zip(header, cells, strict=True)
+            if value != "" and name not in ignore
+        }
+        yield _record(number, row)

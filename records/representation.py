@@ -119,6 +119,9 @@ class RecordBatches:
     """
 
     def __init__(self, queryset: QuerySet, *, offset: int = 0, limit: int | None = None):
+        # The database the router picks now (a replica, for a stream): the batches are read
+        # after the view has returned, outside the routing of its request.
+        queryset = queryset.using(queryset.db)
         self.values = stream_values(queryset, offset=offset, limit=limit)
         if connections[queryset.db].vendor == "postgresql":
             self.source = postgres.TextBatches(self.values, RECORD_FIELDS, TIME_FIELDS)

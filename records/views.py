@@ -1,8 +1,9 @@
-"""Record endpoints: adding records (one, or many as NDJSON), the two NDJSON streams, and
-reading, changing, deleting and downloading one record."""
+"""Record endpoints: adding records (one, or many in a bulk body of any of the streams'
+formats), the two streams, and reading, changing, deleting and downloading one record."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 
@@ -33,13 +34,14 @@ from models_api.api.exception_handler import unavailable_response
 from models_api.api.openapi import DeletedSerializer, ErrorSerializer
 from models_api.api.paging import StreamPaging
 from models_api.api.parsers import JSONParser
+from models_api.api.replicas import replica_eligible
 from models_api.api.viewsets import ContractViewSet, DestroyMixin, UpdateMixin
 from models_api.models import MLModel
 from records import services, storage
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
-from records.ingest import ingest_records, parse_ndjson
+from records.ingest import ingest_records
 from records.models import ModelRecord
-from records.parsers import LimitedMultiPartParser, NDJSONLines, NDJSONParser
+from records.parsers import BULK_PARSERS, LimitedMultiPartParser, bulk_body
 from records.renderers import (
     RECORD_RENDERERS,
     ArrowStreamRenderer,
@@ -57,8 +59,6 @@ from records.serializers import (
     RecordUpdateSerializer,
 )
 from records.validation import form_upload, parse_record
-
-NDJSON = "application/x-ndjson"
 
 logger = logging.getLogger(__name__)
 
@@ -114,14 +114,33 @@ _stream_schema = {
 }
 
 
+_BULK_SCHEMAS = {
+    "application/x-ndjson": OpenApiTypes.STR,
+    "text/csv": OpenApiTypes.STR,
+    "application/vnd.apache.arrow.stream": OpenApiTypes.BINARY,
+    "application/vnd.apache.parquet": OpenApiTypes.BINARY,
+}
+
+
 @extend_schema_view(
     list=extend_schema(summary="Stream the model's records (exact filters)", **_stream_schema),
     create=extend_schema(
-        summary="Add a record (multipart form or JSON), or many (NDJSON bulk body)",
+        summary="Add a record (multipart form or JSON), or many (an NDJSON, CSV, Arrow or "
+        "Parquet bulk body)",
+        description=(
+            "A bulk body holds records in their input fields (NDJSON: one JSON object a line; "
+            "CSV: a header row of input field names, JSON fields as JSON text, an empty cell "
+            "a field not given; Arrow IPC stream and Parquet: a column per input field). It "
+            "is written in one transaction, all or nothing: a 400 names each bad line or row "
+            "by its number (from 1; a CSV header not counted), an unknown column or a body "
+            "that is not its format is a 400, and records that exist are skipped and counted. "
+            "Columns the server assigns (ids, model_name, created_at, updated_at) are refused "
+            "like any unknown field; record_file may only be null."
+        ),
         request={
             "multipart/form-data": RecordFormSerializer,
             "application/json": RecordInputSerializer,
-            NDJSON: OpenApiTypes.STR,
+            **{parser.media_type: _BULK_SCHEMAS[parser.media_type] for parser in BULK_PARSERS},
         },
         responses={
             200: OpenApiResponse(
@@ -130,7 +149,7 @@ _stream_schema = {
                     serializers=[RecordSerializer, IngestResultSerializer],
                     resource_type_field_name=None,
                 ),
-                description="The record; for an NDJSON (bulk) body, an IngestResult.",
+                description="The record; for a bulk body, an IngestResult.",
             ),
             400: ErrorSerializer,
             404: ErrorSerializer,
@@ -153,7 +172,7 @@ class ModelRecordsViewSet(ContractViewSet):
     filtered_actions = frozenset({"list", "filter_records"})
     paged_actions = frozenset({"list", "filter_records"})
     paging_class = StreamPaging
-    parser_classes = [JSONParser, LimitedMultiPartParser, NDJSONParser]
+    parser_classes = [JSONParser, LimitedMultiPartParser, *BULK_PARSERS]
     serializer_class = RecordSerializer
 
     def get_model(self) -> MLModel:
@@ -169,7 +188,10 @@ class ModelRecordsViewSet(ContractViewSet):
             return [renderer() for renderer in RECORD_RENDERERS]
         return super().get_renderers()
 
+    @replica_eligible
     def stream(self) -> StreamingHttpResponse:
+        """Both streams, in every format: a replica may answer (chosen before the first
+        byte; the batches keep reading from it after the view has returned)."""
         model = self.get_model()
         batches = RecordBatches(
             self.filter_queryset(ModelRecord.objects.for_model(model)),
@@ -187,10 +209,10 @@ class ModelRecordsViewSet(ContractViewSet):
 
     def create(self, request: Request, model_pk: str) -> HttpResponse:
         model = self.get_model()
-        if isinstance(request.data, NDJSONLines) or request.content_type.startswith(NDJSON):
-            # An empty body never reaches the parser: DRF gives it as {}.
-            lines = request.data if isinstance(request.data, NDJSONLines) else []
-            result = ingest_records(model=model, records=parse_ndjson(lines))
+        bulk = bulk_body(request)
+        if bulk is not None:
+            with contextlib.closing(bulk):
+                result = ingest_records(model=model, records=bulk.records(), unit=bulk.unit)
             return Response(IngestResultSerializer(result).data)
         if request.content_type.startswith("multipart/form-data"):
             record, upload = parse_record(request.POST, form=True), form_upload(request.FILES)

@@ -35,6 +35,7 @@ from tests.factories import (
     SiteFactory,
 )
 from tests.pgbouncer import PgBouncer
+from tests.servers import postgres_cluster, shared_redis  # noqa: F401 (fixtures for all)
 
 # --- The test database: through PgBouncer, on a partitioned record table ------------------
 #

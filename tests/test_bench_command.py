@@ -48,12 +48,16 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_
     assert figures["records"] == 2000
     assert figures["ingest"]["app_records_per_second"] > 0
     assert figures["ingest"]["raw_copy_records_per_second"] > 0
+    for way in ("endpoint", "command"):
+        for name in ("ndjson", "arrow", "csv", "parquet"):
+            assert figures["ingest"][way][name]["ratio"] > 0, (way, name)
     for name in ("ndjson", "arrow", "csv", "parquet"):
         assert figures["stream"][name]["records_per_second"] > 0
         assert figures["stream"][name]["ratio"] > 0
         assert set(figures["stream"][name]["peak_server_memory_mb"]) == {"n", "n_over_10"}
     assert figures["selective_filter"]["runs"] == 2
     assert figures["single_posts"]["requests"] > 0
+    assert figures["single_posts"]["latency_ms_p99"] >= figures["single_posts"]["latency_ms_p50"]
     assert figures["single_posts"]["non_200"] == 0
     assert set(figures["verdict"]) == {
         "stream_ratio", "arrow_at_least_ndjson", "stream_memory", "ingest_ratio",

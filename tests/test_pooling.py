@@ -76,6 +76,24 @@ def test_the_settings_behind_pgbouncer(tmp_path):
     assert database["OPTIONS"] == {"connect_timeout": 5, "prepare_threshold": None}
 
 
+def test_the_replicas_follow_the_pooler(tmp_path):
+    result = manage(
+        environment(
+            tmp_path,
+            DATABASE_URL="postgres://models@127.0.0.1:6432/models",
+            DATABASE_REPLICA_URLS="postgres://models@127.0.0.1:6433/models",
+            DATABASE_POOLER="pgbouncer",
+        ),
+        "shell", "--no-imports", "-c",
+        "from django.conf import settings; import json; "
+        "print(json.dumps(settings.DATABASES['replica_1'], default=str))",
+    )
+    assert result.returncode == 0, result.stderr
+    replica = json.loads(result.stdout.strip().splitlines()[-1])
+    assert replica["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert replica["OPTIONS"] == {"connect_timeout": 2, "prepare_threshold": None}
+
+
 def test_the_settings_without_a_pooler(tmp_path):
     database = database_settings(tmp_path, DATABASE_URL="postgres://models@127.0.0.1/models")
     assert "DISABLE_SERVER_SIDE_CURSORS" not in database or not database[

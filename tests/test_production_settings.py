@@ -28,7 +28,7 @@ MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 #: Variables the service reads; none leaks into a subprocess from the test's environment.
 _SERVICE_PREFIXES = (
     "DJANGO_", "DATABASE_", "AWS_", "API_", "RECORD", "JSON_MAX_", "GUNICORN_", "WEB_CONCURRENCY",
-    "HOST", "PORT", "FORWARDED_ALLOW_IPS",
+    "HOST", "PORT", "FORWARDED_ALLOW_IPS", "REDIS_",
 )
 
 

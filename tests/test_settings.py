@@ -31,6 +31,24 @@ def test_env_reads_the_process_environment_by_default(monkeypatch):
     assert Env().str("MODELS_API_TEST_VARIABLE") == "from-os"
 
 
+# --- seconds ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [("0.5", 0.5), ("2", 2.0), (" 1.25 ", 1.25)])
+def test_seconds_takes_fractions(text, expected):
+    assert Env({"WAIT": text}).seconds("WAIT", 9.0) == expected
+
+
+def test_seconds_unset_gives_the_default():
+    assert Env({}).seconds("WAIT", 0.5) == 0.5
+
+
+@pytest.mark.parametrize("text", ["soon", "nan", "inf", "-1", "0.001"])
+def test_seconds_not_a_usable_duration_stops_start_up(text):
+    with pytest.raises(ImproperlyConfigured, match="WAIT"):
+        Env({"WAIT": text}).seconds("WAIT", 0.5, minimum=0.01)
+
+
 # --- bool ------------------------------------------------------------------------------------
 
 

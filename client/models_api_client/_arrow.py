@@ -19,6 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv
+import pyarrow.parquet
 
 from models_api_client.objects import format_datetime, parse_datetime
 
@@ -271,13 +273,35 @@ def input_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
+#: Rows of an Arrow batch or a Parquet row group in a bulk body: the service holds one at a
+#: time, so a body of many small ones keeps its memory small.
+BODY_BATCH_ROWS = 10_000
+
+
 def ipc_bytes(batch: pa.RecordBatch) -> bytes:
-    """One batch as an Arrow IPC stream (a bulk body)."""
+    """A batch as an Arrow IPC stream (a bulk body), in batches of ``BODY_BATCH_ROWS``."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
+        writer.write_table(pa.Table.from_batches([batch]), max_chunksize=BODY_BATCH_ROWS)
     result: bytes = sink.getvalue().to_pybytes()
     return result
+
+
+def body_bytes(batch: pa.RecordBatch, fmt: str) -> bytes:
+    """An input batch as a bulk body of a columnar or CSV format (``arrow``, ``csv``,
+    ``parquet``): the service reads each as it reads an export of that format."""
+    if fmt == "arrow":
+        return ipc_bytes(batch)
+    sink = io.BytesIO()
+    if fmt == "csv":
+        pa.csv.write_csv(batch, sink)
+    elif fmt == "parquet":
+        pa.parquet.write_table(
+            pa.Table.from_batches([batch]), sink, row_group_size=BODY_BATCH_ROWS
+        )
+    else:
+        raise ValueError(f"No bulk body format {fmt!r}.")
+    return sink.getvalue()
 
 
 def batch_lines(batch: pa.RecordBatch) -> list[bytes]:

@@ -30,7 +30,13 @@ __all__ = ["Records"]
 
 NDJSON = "application/x-ndjson"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-BODY_TYPES = {"ndjson": NDJSON, "arrow": ARROW_STREAM}
+BODY_TYPES = {
+    "ndjson": NDJSON,
+    "arrow": ARROW_STREAM,
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+BodyFormat = Literal["arrow", "csv", "parquet", "ndjson"]
 
 #: ``GET /id/{id}/records``: exact matches.
 EXACT_FILTERS = frozenset(
@@ -102,9 +108,9 @@ class _Rows:
         return len(self.rows)
 
     def body(self, fmt: str) -> bytes:
-        if fmt == "arrow":
-            return _arrow.ipc_bytes(_arrow.rows_batch(self.rows))
-        return b"\n".join(self.lines) + b"\n"
+        if fmt == "ndjson":
+            return b"\n".join(self.lines) + b"\n"
+        return _arrow.body_bytes(_arrow.rows_batch(self.rows), fmt)
 
     def halves(self) -> tuple[_Rows, _Rows]:
         half = len(self.rows) // 2
@@ -124,16 +130,16 @@ class _Table:
         return int(self.batch.num_rows)
 
     def body(self, fmt: str) -> bytes:
-        if fmt == "arrow":
-            # An optional column with no value at all is left out, so that the service's
-            # defaults apply (as they do for the keys an NDJSON line leaves out).
-            batch = self.batch
-            for name in batch.schema.names:
-                column = batch.column(name)
-                if name not in _arrow.REQUIRED_INPUT and column.null_count == len(column):
-                    batch = batch.drop_columns([name])
-            return _arrow.ipc_bytes(batch)
-        return b"\n".join(_arrow.batch_lines(self.batch)) + b"\n"
+        if fmt == "ndjson":
+            return b"\n".join(_arrow.batch_lines(self.batch)) + b"\n"
+        # An optional column with no value at all is left out, so that the service's
+        # defaults apply (as they do for the keys an NDJSON line leaves out).
+        batch = self.batch
+        for name in batch.schema.names:
+            column = batch.column(name)
+            if name not in _arrow.REQUIRED_INPUT and column.null_count == len(column):
+                batch = batch.drop_columns([name])
+        return _arrow.body_bytes(batch, fmt)
 
     def halves(self) -> tuple[_Table, _Table]:
         half = len(self) // 2
@@ -181,9 +187,14 @@ class Records:
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        #: Whether the server takes Arrow bodies / gives Arrow streams (None: not known yet).
-        self._arrow_bodies: bool | None = None
+        #: Whether the server takes bulk bodies of each format but NDJSON (absent: not known
+        #: yet) / gives Arrow streams (None: not known yet).
+        self._bodies: dict[str, bool] = {}
         self._arrow_streams: bool | None = None
+
+    @property
+    def _arrow_bodies(self) -> bool | None:
+        return self._bodies.get("arrow")
 
     @property
     def _http(self) -> HTTP:
@@ -262,7 +273,7 @@ class Records:
         *,
         batch_size: int = 50_000,
         progress: bool = False,
-        format: Literal["arrow", "ndjson"] | None = None,
+        format: BodyFormat | None = None,
     ) -> IngestResult:
         """Add many records in bulk bodies of ``batch_size`` records; the totals come back.
 
@@ -279,7 +290,8 @@ class Records:
         ``format``: the bodies' format. By default (None) a DataFrame or table is sent as
         Arrow IPC streams and dicts as NDJSON; when the server does not take Arrow bodies
         (415, a server from before the formats) the client says NDJSON instead from then on.
-        ``format="arrow"`` or ``"ndjson"`` forces one (no fallback).
+        ``format="arrow"``, ``"csv"``, ``"parquet"`` or ``"ndjson"`` forces one (no
+        fallback).
 
         Each batch is retried on connection failures and 503 (safe: records that exist are
         skipped and counted, never doubled). A batch larger than :attr:`max_body_bytes`, or
@@ -288,10 +300,28 @@ class Records:
         ``records`` (from 1); the batches before it stay written (adding them again skips
         them). ``progress=True`` shows a tqdm bar.
         """
+        if format not in (None, *BODY_TYPES):
+            raise ValueError("format is 'arrow', 'csv', 'parquet', 'ndjson' or None.")
+        return self._add_many(
+            model_id, records, batch_size=batch_size, progress=progress, fmt=format,
+            auto=format is None,
+        )
+
+    def _add_many(
+        self,
+        model_id: Id,
+        records: Any,
+        *,
+        batch_size: int,
+        progress: bool,
+        fmt: str | None,
+        auto: bool,
+    ) -> IngestResult:
+        """:meth:`add_many` in bodies of ``fmt`` (None: Arrow for tables, NDJSON for dicts);
+        ``auto``: NDJSON instead for a server that does not take that format (what
+        ``models-api records import`` asks, to post a file in its own format)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1.")
-        if format not in (None, "arrow", "ndjson"):
-            raise ValueError("format is 'arrow', 'ndjson' or None.")
         path = f"/api/models/id/{path_id(model_id)}/records"
         total: int | None
         batches: Iterator[_Batch]
@@ -299,19 +329,19 @@ class Records:
             reader, total = _arrow.input_reader(records)
             _arrow.check_columns(reader.schema.names)
             batches = (_Table(b) for b in _rebatch(map(_arrow.input_batch, reader), batch_size))
-            fmt = format or "arrow"
+            fmt = fmt or "arrow"
         else:
             if isinstance(records, Mapping) or isinstance(records, str | bytes):
                 raise TypeError("records is an iterable of dicts (or a table), not one record.")
             total = len(records) if isinstance(records, Sized) else None
             batches = self._row_batches(records, batch_size)
-            fmt = format or "ndjson"
+            fmt = fmt or "ndjson"
         result = IngestResult()
         first = 0
         with tqdm(total=total, unit="records", disable=not progress, desc="add_many") as bar:
             for batch in batches:
                 size = len(batch)
-                result += self._send_batch(path, batch, first, fmt, auto=format is None, bar=bar)
+                result += self._send_batch(path, batch, first, fmt, auto=auto, bar=bar)
                 first += size
         return result
 
@@ -336,7 +366,7 @@ class Records:
     def _send_batch(
         self, path: str, batch: _Batch, first: int, fmt: str, *, auto: bool, bar: Any
     ) -> IngestResult:
-        if auto and fmt == "arrow" and self._arrow_bodies is False:
+        if auto and self._bodies.get(fmt) is False:
             fmt = "ndjson"
         body = batch.body(fmt)
         if len(body) > self.max_body_bytes and len(batch) > 1:
@@ -346,8 +376,8 @@ class Records:
             read_timeout=self.bulk_timeout,
         )
         response = sent.response
-        if response.status_code == 415 and fmt == "arrow" and auto:
-            self._arrow_bodies = False
+        if response.status_code == 415 and fmt != "ndjson" and auto:
+            self._bodies[fmt] = False
             return self._send_batch(path, batch, first, "ndjson", auto=auto, bar=bar)
         if response.status_code == 413 and len(batch) > 1:
             return self._send_halves(path, batch, first, fmt, auto=auto, bar=bar)
@@ -356,8 +386,8 @@ class Records:
             if isinstance(error, Invalid):
                 _renumber(error, first)
             raise error
-        if fmt == "arrow":
-            self._arrow_bodies = True
+        if fmt != "ndjson":
+            self._bodies[fmt] = True
         bar.update(len(batch))
         return IngestResult.from_json(response.json())
 

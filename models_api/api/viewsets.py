@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from models_api.api.deletion import check_delete_permissions
 from models_api.api.filters import check_query_params
 from models_api.api.paging import ListPaging, Page
+from models_api.api.replicas import replica_eligible
 
 
 def require_object(data: object) -> None:
@@ -102,8 +103,12 @@ class ContractViewSet(JSONErrorsMixin, viewsets.GenericViewSet):
             lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
             raise NotFound(f"No {self.verbose_name} has the id '{lookup}'.") from None
 
+    @replica_eligible
     def list_response(self, queryset: QuerySet, serializer_class: type | None = None) -> Response:
-        """The page asked for of the (ordered) ``queryset``, or 404 when it is empty."""
+        """The page asked for of the (ordered) ``queryset``, or 404 when it is empty.
+
+        Every list endpoint answers through here, so a replica may answer them all (the
+        object a list hangs off, ``get_object``, was read from the primary before)."""
         serializer_class = serializer_class or self.get_serializer_class()
         page = self.page.of(queryset)
         data = serializer_class(page, many=True, context=self.get_serializer_context()).data

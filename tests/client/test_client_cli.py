@@ -133,3 +133,60 @@ def test_errors_are_one_line_and_a_non_zero_exit(run_cli, server, reader_token, 
     with pytest.raises(SystemExit, match="--format"):
         run_cli("records", "export", str(server.model), "-o", str(tmp_path / "out.xlsx"))
     assert not (tmp_path / "out.xlsx").exists()
+
+
+@pytest.fixture
+def sent_types(monkeypatch):
+    """The Content-Type of each bulk body the client sends."""
+    from models_api_client._http import HTTP
+
+    types: list[str] = []
+    send = HTTP.send
+
+    def spy(self, method, path, **options):
+        if options.get("content_type"):
+            types.append(options["content_type"])
+        return send(self, method, path, **options)
+
+    monkeypatch.setattr(HTTP, "send", spy)
+    return types
+
+
+@pytest.mark.needs_server_formats("csv_bodies", "parquet_bodies", "arrow_bodies")
+@pytest.mark.parametrize("extension", ["csv", "arrows", "parquet", "ndjson"])
+def test_an_exported_file_is_imported_in_its_own_format(run_cli, server, client, stored,
+                                                        tmp_path, sent_types, extension):
+    """The export's own columns (ids, names, times) are dropped: the service assigns them."""
+    target = tmp_path / f"records.{extension}"
+    code, _, err = run_cli("records", "export", str(server.model), "-o", str(target))
+    assert code == 0, err
+    sent_types.clear()
+    code, out, err = run_cli("records", "import", str(server.other_model), str(target),
+                             "--batch-size", "20")
+    assert code == 0, err
+    assert json.loads(out) == {"created": len(stored), "skipped_existing": 0}
+    expected = {"csv": "text/csv", "arrows": "application/vnd.apache.arrow.stream",
+                "parquet": "application/vnd.apache.parquet",
+                "ndjson": "application/x-ndjson"}[extension]
+    assert sent_types == [expected] * 3
+    assert _comparable(client.records.iter(server.other_model)) == _comparable(stored)
+
+
+def test_a_server_without_csv_bodies_gets_ndjson(run_cli, server, client, stored, tmp_path,
+                                                 sent_types, monkeypatch):
+    """A server from before the formats answers 415 to a CSV body: the file goes as NDJSON."""
+    from records.parsers import CSVParser
+    from records.views import ModelRecordsViewSet
+
+    monkeypatch.setattr(ModelRecordsViewSet, "parser_classes", [
+        parser for parser in ModelRecordsViewSet.parser_classes if parser is not CSVParser
+    ])
+    target = tmp_path / "records.csv"
+    assert run_cli("records", "export", str(server.model), "-o", str(target))[0] == 0
+    sent_types.clear()
+    code, out, err = run_cli("records", "import", str(server.other_model), str(target),
+                             "--batch-size", "20")
+    assert code == 0, err
+    assert json.loads(out) == {"created": len(stored), "skipped_existing": 0}
+    assert sent_types == ["text/csv"] + ["application/x-ndjson"] * 3
+    assert _comparable(client.records.iter(server.other_model)) == _comparable(stored)

@@ -140,3 +140,34 @@ def test_streams_take_limit_and_offset(client, server, stored):
     assert window.column("id").to_pylist() == [
         str(r.id) for r in stored if r.site_name == "Site A1"
     ][:3]
+
+
+@pytest.mark.needs_server_formats("csv_bodies", "parquet_bodies", "arrow_bodies")
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "arrow", "ndjson"])
+def test_add_many_sends_bodies_in_each_format(client, server, fmt):
+    rows = [record(n, record_info={"n": n}) for n in range(30)]
+    rows[4]["model_data"] = 'text with "quotes",\na comma and a newline'
+    rows[5]["model_data"] = None
+    rows[6]["dataset_name"] = "Flight 6"
+    result = client.records.add_many(server.model, rows, batch_size=8, format=fmt)
+    assert result == IngestResult(created=30, skipped_existing=0)
+    stored = list(client.records.iter(server.model))
+    assert [(r.model_data, r.record_info) for r in stored] == [
+        (r["model_data"], r["record_info"]) for r in rows
+    ]
+    assert stored[6].dataset_name == "Flight 6"
+    assert stored[7].dataset_name == f"Model A Dataset {stored[7].collection_date}"
+    table = client.records.to_arrow(server.model)
+    assert client.records.add_many(server.model, table, format=fmt) == IngestResult(
+        created=0, skipped_existing=30
+    )
+
+
+@pytest.mark.needs_server_formats("csv_bodies", "parquet_bodies")
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_bad_row_is_named_by_its_number_in_the_records_given(client, server, fmt):
+    rows = [record(n) for n in range(10)]
+    rows[8]["site_name"] = "Nowhere"
+    with pytest.raises(Invalid) as raised:
+        client.records.add_many(server.model, rows, batch_size=5, format=fmt)
+    assert list(raised.value.errors) == ["9"]

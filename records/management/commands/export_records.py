@@ -9,6 +9,9 @@ streams' own renderers (``records.renderers``): an export is byte for byte what 
 in that format, ordered by timestamp then id, and memory stays flat however many records match.
 ``import_records`` reads every format back. A file is written under a temporary name and
 renamed once complete, so a failed export never leaves a file that looks whole.
+
+With replicas (``DATABASE_REPLICA_URLS``) an export reads from one that has replayed every
+write committed when it starts (else from the primary), as the streams do for their user.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from django.http import QueryDict
 
 from models_api.api.errors import InvalidInput
 from models_api.api.filters import check_query_params
+from models_api.api.replicas import primary_lsn, replica_reads, replicas
 from records.filtersets import RecordFilterSet, RecordWindowFilterSet
 from records.management.file_commands import choose_format, find_model, progress
 from records.models import ModelRecord
@@ -139,6 +143,10 @@ class Command(BaseCommand):
             )
 
     def handle(self, *args, **options) -> None:
+        with replica_reads(min_lsn=primary_lsn() if replicas() else None):
+            self.export(options)
+
+    def export(self, options: dict) -> None:
         model = find_model(options["model"])
         file_format = choose_format(options["output"] or "-", options["format"])
         queryset = ModelRecord.objects.for_model(model)
