@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # PostgreSQL for the second test run: TEST_DATABASE_URL, else DATABASE_URL, else the local server.
 PG_TEST_URL := $(or $(TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/models_api)
 
-.PHONY: run serve test test-sqlite test-postgres bench lint clean
+.PHONY: run serve test test-sqlite test-postgres test-layouts bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ test-sqlite: $(VENV)/.installed-dev
 test-postgres: $(VENV)/.installed-dev
 	@echo "== Test suite on PostgreSQL"
 	env -u AWS_STORAGE_BUCKET_NAME DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+## test-layouts: the record test modules (but the slow large-data ones) on PostgreSQL through PgBouncer, then on 8 partitions
+RECORD_TESTS ?= tests/test_record*.py tests/test_bulk*.py tests/test_import_export.py \
+	tests/test_concurrency.py tests/test_partitioning.py tests/test_pooling.py -m 'not slow'
+test-layouts: $(VENV)/.installed-dev
+	@echo "== Record tests through PgBouncer (transaction pooling)"
+	TEST_PGBOUNCER=1 $(MAKE) --no-print-directory test-postgres PYTEST_ARGS="$(RECORD_TESTS) $(PYTEST_ARGS)"
+	@echo "== Record tests on the record table in 8 hash partitions"
+	TEST_RECORD_PARTITIONS=8 $(MAKE) --no-print-directory test-postgres PYTEST_ARGS="$(RECORD_TESTS) $(PYTEST_ARGS)"
 
 ## bench: the record-path benchmark on a PostgreSQL database of its own (N=1,000,000; BENCH_ARGS="--records 100000")
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/models_api_bench

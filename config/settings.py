@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.database import pooler_name, postgres_options, use_pooler
 from config.env import Env
 
 env = Env()
@@ -130,12 +131,15 @@ if _database_url:
     }:
         raise ImproperlyConfigured("DATABASE_URL must name PostgreSQL (postgres://) or SQLite.")
     if _database["ENGINE"] == "django.db.backends.postgresql":
-        _database.setdefault("OPTIONS", {})
-        # Fail fast (then answer 503) instead of hanging when the server is unreachable.
-        _database["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", 5))
-        # No JIT: its compile time (tens of ms) lands on the first byte of every large stream,
-        # and these queries are index scans that it does not speed up.
-        _database["OPTIONS"].setdefault("options", "-c jit=off")
+        _pooler = pooler_name(env.str("DATABASE_POOLER"))
+        _database["OPTIONS"] = {
+            # Fail fast (then answer 503) instead of hanging when the server is unreachable.
+            **postgres_options(
+                connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", 5), pooler=_pooler
+            ),
+            **_database.get("OPTIONS", {}),
+        }
+        use_pooler(_database, _pooler)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _database = {
@@ -175,11 +179,15 @@ for _number, _replica_url in enumerate(env.list("DATABASE_REPLICA_URLS"), start=
             f"DATABASE_REPLICA_URLS entry {_number} must name PostgreSQL (postgres://)."
         )
     _replica["OPTIONS"] = {
-        # A replica that does not answer is skipped: find out quickly.
-        "connect_timeout": env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1),
-        "options": _database["OPTIONS"]["options"],
+        # A replica that does not answer is skipped: find out quickly. DATABASE_POOLER holds
+        # for the replicas too (its rules are harmless on a direct connection).
+        **postgres_options(
+            connect_timeout=env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1),
+            pooler=_pooler,
+        ),
         **_replica.get("OPTIONS", {}),
     }
+    use_pooler(_replica, _pooler)
     _replica["TEST"] = {"MIRROR": "default"}  # the test run's replica is its own database
     DATABASES[f"replica_{_number}"] = _replica
     DATABASE_REPLICAS.append(f"replica_{_number}")

@@ -10,7 +10,9 @@ in the same run, so that the ratios hold on a busy machine where absolute rates 
    memory for N and N/10 records in each format;
 3. a selective ``/records/filter`` (one site of ten, one day): time to first byte and total;
 4. single-record POSTs (multipart forms, as the seed's clients send them) from 8 concurrent
-   clients: rate, latency (p50, p99), and any non-200 answer.
+   clients: rate, latency (p50, p99), and any non-200 answer;
+5. partitions: a GET by id, the NDJSON stream and a bulk ingest on the plain table and on 8
+   hash partitions of the same rows (``partition_records``), as ratios partitioned/plain.
 """
 
 from __future__ import annotations
@@ -371,3 +373,60 @@ def query_string(**params) -> str:
 
 def to_json(figures: dict) -> str:
     return json.dumps(figures, indent=2, sort_keys=False)
+
+
+# --- partitions: the plain table against hash partitions on model_id ----------------------
+
+
+def sample_record_ids(model_id, count: int) -> list[str]:
+    """``count`` of the model's record ids, spread over the whole table (the lookups by id)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM records_modelrecord WHERE model_id = %s ORDER BY md5(id::text) "
+            "LIMIT %s",
+            (model_id, count),
+        )
+        return [str(record_id) for (record_id,) in cursor.fetchall()]
+
+
+def get_by_id_ms(port: int, ids: list[str], headers: dict) -> float:
+    """Median milliseconds of ``GET /records/id/{rid}`` over ``ids``, on one kept-alive
+    connection (the lookup, not the connection set-up, is what partitioning changes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    times = []
+    for record_id in ids:
+        started = time.perf_counter()
+        conn.request("GET", f"/api/models/records/id/{record_id}", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        times.append(time.perf_counter() - started)
+        if response.status != 200:
+            conn.close()
+            raise RuntimeError(f"GET of record {record_id} answered {response.status}.")
+    conn.close()
+    return statistics.median(times) * 1000
+
+
+def lookup_by_id_ms(ids: list[str]) -> float:
+    """Median milliseconds of the database's own lookup of a record row by id alone (planning
+    and execution, one round trip), the part of a GET that partitioning changes."""
+    times = []
+    with connection.cursor() as cursor:
+        for record_id in ids * 2:  # the first pass warms the caches
+            started = time.perf_counter()
+            cursor.execute("SELECT * FROM records_modelrecord WHERE id = %s", (record_id,))
+            if cursor.fetchone() is None:
+                raise RuntimeError(f"No record {record_id}.")
+            times.append(time.perf_counter() - started)
+    return statistics.median(times[len(ids):]) * 1000
+
+
+def tables_visited_by_id(record_id: str) -> int:
+    """The tables PostgreSQL plans to read for a lookup by id alone: one per partition, since
+    the id does not say which holds the record."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM records_modelrecord WHERE id = %s", (record_id,)
+        )
+        plan = json.dumps(cursor.fetchone()[0])
+    return plan.count('"Relation Name"')

@@ -231,7 +231,11 @@ class TextBatches:
             return
         copy_sql = f"COPY ({self.sql}) TO STDOUT (FORMAT csv)"
         with transaction.atomic(using=self.db), connections[self.db].cursor() as cursor:
-            cursor.execute("SET LOCAL TimeZone = 'UTC'")
+            # Transaction settings only (SET LOCAL), so that a pooler's shared server
+            # connection keeps none of them: UTC text, and no JIT compile before the first row.
+            cursor.execute(
+                "SELECT set_config('TimeZone', 'UTC', true), set_config('jit', 'off', true)"
+            )
             with cursor.cursor.copy(copy_sql, self.params) as copy:
                 # libpq hands COPY's output over a row at a time: gathered into blocks that end
                 # where rows end, each parsed by pyarrow at once (and nothing read ahead).
@@ -293,10 +297,15 @@ def insert_with_links(
 
 def estimated_row_count(model: type[Model], using: str) -> int:
     """The planner's estimate of the table's rows (``pg_class.reltuples``), read without a
-    scan."""
+    scan; for a partitioned table the sum of its partitions' (the parent holds no rows)."""
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-            [model._meta.db_table],
+            """
+            SELECT COALESCE(sum(GREATEST(reltuples, 0)) FILTER (WHERE relkind <> 'p'), -1)::bigint
+            FROM pg_class
+            WHERE oid = %s::regclass
+               OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)
+            """,
+            [model._meta.db_table, model._meta.db_table],
         )
         return cursor.fetchone()[0]

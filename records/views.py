@@ -63,13 +63,19 @@ from records.validation import form_upload, parse_record
 logger = logging.getLogger(__name__)
 
 
-def record_response(pk: str) -> HttpResponse:
+def record_response(pk: str, *, model_id: uuid.UUID | None = None) -> HttpResponse:
     """The JSON of the record ``pk``: a stream's line, by the same encoder (one query; an id
-    that is not a UUID is not found either)."""
+    that is not a UUID is not found either).
+
+    ``model_id``, when the caller has it at no cost, narrows the query: on a table
+    partitioned by model the planner then reads one partition, where the id alone has it
+    plan the name joins over every partition.
+    """
     try:
-        body = b"".join(
-            NDJSONRenderer().encode(RecordBatches(ModelRecord.objects.filter(pk=uuid.UUID(pk))))
-        )
+        records = ModelRecord.objects.filter(pk=uuid.UUID(pk))
+        if model_id is not None:
+            records = records.filter(model_id=model_id)
+        body = b"".join(NDJSONRenderer().encode(RecordBatches(records)))
     except ValueError:
         body = b""
     if not body:
@@ -254,12 +260,16 @@ class RecordViewSet(UpdateMixin, DestroyMixin, ContractViewSet):
     queryset = ModelRecord.objects.all()
     serializer_class = RecordUpdateSerializer
 
+    def get_object(self) -> ModelRecord:
+        self.record = super().get_object()
+        return self.record
+
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
         return record_response(pk)
 
     def partial_update(self, request: Request, pk: str) -> HttpResponse:
         super().partial_update(request, pk)
-        return record_response(pk)
+        return record_response(pk, model_id=self.record.model_id)
 
     def perform_destroy(self, instance: ModelRecord) -> None:
         services.delete_record(instance)

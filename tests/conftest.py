@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import uuid
 from types import SimpleNamespace
 
 import boto3
 import botocore.config
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connections
 from moto.server import ThreadedMotoServer
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.database import use_pooler
 from models_api.api.log_filters import RedactCredentials
 from models_api.models import MLModel
 from tests.factories import (
@@ -30,7 +34,61 @@ from tests.factories import (
     SeasonFactory,
     SiteFactory,
 )
+from tests.pgbouncer import PgBouncer
 from tests.servers import postgres_cluster, shared_redis  # noqa: F401 (fixtures for all)
+
+# --- The test database: through PgBouncer, on a partitioned record table ------------------
+#
+# TEST_PGBOUNCER=1 puts a PgBouncer of the tests' own (transaction pooling) between the suite
+# and PostgreSQL, with the settings DATABASE_POOLER=pgbouncer gives; Django creates the test
+# database through it. TEST_RECORD_PARTITIONS=N runs ``partition_records --partitions N``
+# after the migrations. Both exist so that the record test modules can run on those layouts
+# (a CI job of its own).
+
+
+def _postgres() -> bool:
+    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.fixture(scope="session")
+def test_pgbouncer():
+    """The suite's PgBouncer when TEST_PGBOUNCER is set (on PostgreSQL), else None."""
+    if os.environ.get("TEST_PGBOUNCER", "") in {"", "0"} or not _postgres():
+        yield None
+        return
+    database = django_settings.DATABASES["default"]
+    with PgBouncer(
+        server_host=database.get("HOST") or "127.0.0.1",
+        server_port=int(database.get("PORT") or 5432),
+        user=database.get("USER") or "postgres",
+    ) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings, test_pgbouncer):
+    if test_pgbouncer is None:
+        return
+    database = django_settings.DATABASES["default"]
+    database.update(HOST="127.0.0.1", PORT=test_pgbouncer.port)
+    use_pooler(database, "pgbouncer")
+    connection = connections["default"]
+    connection.close()
+    if connection.settings_dict is not database:
+        connection.settings_dict.update(database)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, test_pgbouncer):
+    partitions = int(os.environ.get("TEST_RECORD_PARTITIONS") or 0)
+    if partitions and _postgres():
+        with django_db_blocker.unblock():
+            call_command("partition_records", "--partitions", str(partitions), stdout=io.StringIO())
+    yield
+    if test_pgbouncer is not None:  # PostgreSQL drops the test database only once unused
+        with django_db_blocker.unblock():
+            connections.close_all()
+        test_pgbouncer.close_server_connections(connections["default"].settings_dict["NAME"])
 
 
 @pytest.fixture(autouse=True)

@@ -63,7 +63,17 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_
         "stream_ratio", "arrow_at_least_ndjson", "stream_memory", "ingest_ratio",
         "filter_first_byte", "single_posts",
     }
+    partitions = figures["partitions"]
+    assert partitions["partitions"] == 8
+    assert partitions["plain"]["tables_visited_by_id"] == 1
+    assert partitions["partitioned"]["tables_visited_by_id"] == 8
+    assert set(partitions["ratio"]) == {
+        "get_by_id_ms", "lookup_by_id_ms", "stream_records_per_second",
+        "ingest_records_per_second",
+    }
     with psycopg.connect(bench_database_url) as bench:
         assert bench.execute("SELECT count(*) FROM records_modelrecord").fetchone() == (0,)
+        kind = bench.execute("SELECT relkind FROM pg_class WHERE relname = 'records_modelrecord'")
+        assert kind.fetchone() == ("r",)  # plain again
         scratch = bench.execute("SELECT to_regclass('bench_scratch_records')").fetchone()
         assert scratch == (None,)

@@ -40,6 +40,7 @@ from rest_framework.test import APIClient
 from models_api.models import Dataset, MLModel
 from records.models import ModelRecord
 from tests.conftest import record_body
+from tests.pgbouncer import pooler_of
 from tests.test_production_settings import GunicornServer, environment
 
 pytestmark = [
@@ -65,7 +66,12 @@ def gunicorn(django_db_setup, tmp_path_factory):
         f"/{database['NAME']}"
     )
     var_dir = tmp_path_factory.mktemp("concurrency")
-    env = environment(var_dir, DATABASE_URL=url, DJANGO_MEDIA_ROOT=str(var_dir / "media"))
+    env = environment(
+        var_dir,
+        DATABASE_URL=url,
+        DATABASE_POOLER=pooler_of(database),
+        DJANGO_MEDIA_ROOT=str(var_dir / "media"),
+    )
     server = GunicornServer(env, var_dir / "gunicorn.log", workers=4, threads=2)
     yield server, var_dir / "media"
     server.stop()

@@ -21,6 +21,7 @@ from django.db import connection
 from models_api.models import Experiment, MLModel, Season, Site
 from records import benchmark as b
 from records.models import ModelRecord
+from records.partitioning import Layout, current_layout, rebuild
 
 #: The formats of the streams, each measured.
 STREAM_FORMATS = ("ndjson", "arrow", "csv", "parquet")
@@ -47,6 +48,10 @@ class Command(BaseCommand):
         parser.add_argument("--seconds", type=float, default=20, help="seconds of concurrent posts")
         parser.add_argument("--filter-runs", type=int, default=20)
         parser.add_argument("--keep", action="store_true", help="keep the bench records afterwards")
+        parser.add_argument(
+            "--partitions", type=int, default=8,
+            help="hash partitions compared with the plain table (0: skip that section)",
+        )
 
     def handle(self, *args, **options) -> None:
         if connection.vendor != "postgresql":
@@ -77,6 +82,10 @@ class Command(BaseCommand):
                 figures["single_posts"] = b.concurrent_posts(
                     server.port, f"/api/models/id/{model.id}/records", headers,
                     options["clients"], options["seconds"],
+                )
+            if options["partitions"]:
+                figures["partitions"] = self.partitions(
+                    model, total, options["body_lines"], headers, options["partitions"]
                 )
         finally:
             b.drop_scratch_table()
@@ -237,6 +246,83 @@ class Command(BaseCommand):
             "first_byte_ms_median": round(statistics.median(first_bytes), 1),
             "total_ms_median": round(statistics.median(totals), 1),
             "bytes_median": round(statistics.median(counts)),
+        }
+
+    # --- 5. partitions ---------------------------------------------------------------------
+
+    def partitions(
+        self, model: MLModel, total: int, per_body: int, headers: dict, count: int
+    ) -> dict:
+        """A single GET by id, the model's NDJSON stream and a bulk ingest on ``count`` hash
+        partitions of the rows, then on the plain table again, in this run.
+
+        Both layouts are measured freshly rebuilt by ``partition_records`` (compact tables,
+        new indexes), so that the comparison is of the layouts, not of a table that earlier
+        sections have written to against a new one.
+        """
+        if current_layout() != Layout(0):
+            raise CommandError("The bench compares against the plain table: run "
+                               "partition_records --plain on the bench database first.")
+        ids = b.sample_record_ids(model.id, 200)
+        b.log(f"Partitioning the records into {count} ...")
+        started = time.perf_counter()
+        rebuild(Layout(count))
+        partition_seconds = time.perf_counter() - started
+        try:
+            partitioned = self.layout_figures(model, total, per_body, headers, ids)
+        finally:
+            b.log("Back to the plain table ...")
+            started = time.perf_counter()
+            rebuild(Layout(0))
+            plain_seconds = time.perf_counter() - started
+        plain = self.layout_figures(model, total, per_body, headers, ids)
+        return {
+            "partitions": count,
+            "partition_records_seconds": round(partition_seconds, 1),
+            "partition_records_plain_seconds": round(plain_seconds, 1),
+            "plain": plain,
+            "partitioned": partitioned,
+            "ratio": {
+                name: round(partitioned[name] / plain[name], 3)
+                for name in ("get_by_id_ms", "lookup_by_id_ms", "stream_records_per_second",
+                             "ingest_records_per_second")
+            },
+        }
+
+    def layout_figures(
+        self, model: MLModel, total: int, per_body: int, headers: dict, ids: list[str]
+    ) -> dict:
+        layout = current_layout()
+        b.log(f"On {layout}: GET by id, the NDJSON stream, a bulk ingest ...")
+        with b.Server() as server:
+            b.get_by_id_ms(server.port, ids, headers)  # warm the caches
+            get_ms = b.get_by_id_ms(server.port, ids, headers)
+            stream_seconds = min(
+                self.streamed(server, f"/api/models/id/{model.id}/records", {}, headers)
+                for _ in range(2)
+            )
+            ingest_total = max(1, min(per_body, total // 10))
+            MLModel.objects.filter(model_name="Bench partitions model").delete()
+            other = MLModel.objects.create(model_name="Bench partitions model")
+            try:
+                body = next(b.ndjson_bodies(ingest_total, ingest_total))
+                started = time.perf_counter()
+                status, answer = b.post(
+                    server.port, f"/api/models/id/{other.id}/records", body,
+                    {**headers, "Content-Type": "application/x-ndjson"},
+                )
+                ingest_seconds = time.perf_counter() - started
+                if status != 200:
+                    raise CommandError(f"Bulk ingest answered {status}: {answer[:300]!r}")
+            finally:
+                other.delete()
+        return {
+            "get_by_id_ms": round(get_ms, 2),
+            "lookup_by_id_ms": round(b.lookup_by_id_ms(ids), 3),
+            "tables_visited_by_id": b.tables_visited_by_id(ids[0]),
+            "stream_records_per_second": round(total / stream_seconds),
+            "ingest_records": ingest_total,
+            "ingest_records_per_second": round(ingest_total / ingest_seconds),
         }
 
     # --- verdict and output ----------------------------------------------------------------------
