@@ -36,11 +36,11 @@ serve: $(VENV)/.installed
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/gunicorn config.wsgi --config config/gunicorn.conf.py
 
-## test: the whole suite on SQLite, then on PostgreSQL when one is configured or answers locally
+## test: the whole suite on SQLite, then on PostgreSQL when one is configured or answers locally (and the record tests through PgBouncer and on partitions)
 test: $(VENV)/.installed-dev
 	$(MAKE) --no-print-directory test-sqlite
 	@if [ -n "$(TEST_DATABASE_URL)$(DATABASE_URL)" ] || $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2).close()" 2>/dev/null; then \
-		$(MAKE) --no-print-directory test-postgres; \
+		$(MAKE) --no-print-directory test-postgres && $(MAKE) --no-print-directory test-layouts; \
 	else \
 		echo "No PostgreSQL configured or answering on 127.0.0.1:5432: ran the suite on SQLite only."; \
 	fi
@@ -57,8 +57,12 @@ test-postgres: $(VENV)/.installed-dev
 RECORD_TESTS ?= tests/test_record*.py tests/test_bulk*.py tests/test_import_export.py \
 	tests/test_concurrency.py tests/test_partitioning.py tests/test_pooling.py -m 'not slow'
 test-layouts: $(VENV)/.installed-dev
-	@echo "== Record tests through PgBouncer (transaction pooling)"
-	TEST_PGBOUNCER=1 $(MAKE) --no-print-directory test-postgres PYTEST_ARGS="$(RECORD_TESTS) $(PYTEST_ARGS)"
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then \
+		echo "== Record tests through PgBouncer (transaction pooling)"; \
+		TEST_PGBOUNCER=1 $(MAKE) --no-print-directory test-postgres PYTEST_ARGS="$(RECORD_TESTS) $(PYTEST_ARGS)"; \
+	else \
+		echo "pgbouncer is not installed (Debian: apt-get install pgbouncer): skipped the record tests through PgBouncer."; \
+	fi
 	@echo "== Record tests on the record table in 8 hash partitions"
 	TEST_RECORD_PARTITIONS=8 $(MAKE) --no-print-directory test-postgres PYTEST_ARGS="$(RECORD_TESTS) $(PYTEST_ARGS)"
 
