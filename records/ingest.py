@@ -203,7 +203,7 @@ def _chunks(records: Iterable[ParsedLine]) -> Iterator[list[ReadAhead]]:
             texts = (dumps(record.model_data).decode(), dumps(record.record_info).decode())
             size += len(texts[0]) + len(texts[1])
             # The values themselves are not needed any more: only their text waits.
-            chunk.append((number, record._replace(model_data=None, record_info=None), texts))
+            chunk.append((number, record.without_values(), texts))
         else:
             chunk.append((number, record, None))
         if len(chunk) >= _READ_AHEAD_CHUNK or size >= _READ_AHEAD_CHUNK_BYTES:

@@ -141,7 +141,7 @@ class Command(BaseCommand):
             for name in INGEST_FORMATS:
                 source = b.write_file(Path(folder), total, name)
                 target = self.fresh_model(f"command {name}")
-                b.log(f"Importing {total:,} records from a {name} file with import_records ...")
+                b.log(f"Importing {total:,} records from the {name} file with import_records ...")
                 started = time.perf_counter()
                 call_command("import_records", target.model_name, str(source),
                              stdout=io.StringIO(), stderr=io.StringIO())
