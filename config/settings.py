@@ -115,16 +115,21 @@ TEMPLATES = [
 ]
 
 # --- Database ----------------------------------------------------------------------------
-_database_url = env.str("DATABASE_URL")
-if _database_url:
+def _parsed_database_url(url: str, variable: str) -> dict:
+    """A database URL as Django's settings: connections kept and health-checked before reuse."""
     try:
-        _database = dj_database_url.parse(
-            _database_url,
+        return dj_database_url.parse(
+            url,
             conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
             conn_health_checks=True,
         )
     except ValueError as error:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {error}") from None
+        raise ImproperlyConfigured(f"{variable} is not a usable database URL: {error}") from None
+
+
+_database_url = env.str("DATABASE_URL")
+if _database_url:
+    _database = _parsed_database_url(_database_url, "DATABASE_URL")
     if _database["ENGINE"] not in {
         "django.db.backends.postgresql",
         "django.db.backends.sqlite3",
@@ -164,16 +169,7 @@ DATABASE_REPLICAS: list[str] = []
 for _number, _replica_url in enumerate(env.list("DATABASE_REPLICA_URLS"), start=1):
     if _database["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL.")
-    try:
-        _replica = dj_database_url.parse(
-            _replica_url,
-            conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-            conn_health_checks=True,
-        )
-    except ValueError as error:
-        raise ImproperlyConfigured(
-            f"DATABASE_REPLICA_URLS entry {_number} is not a usable database URL: {error}"
-        ) from None
+    _replica = _parsed_database_url(_replica_url, f"DATABASE_REPLICA_URLS entry {_number}")
     if _replica["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(
             f"DATABASE_REPLICA_URLS entry {_number} must name PostgreSQL (postgres://)."
