@@ -237,12 +237,9 @@ class NDJSONParser(BulkBodyParser):
     media_type = "application/x-ndjson"
     unit = "line"
 
-    def parse(self, stream, media_type=None, parser_context=None) -> BulkBody:
-        limit = settings.RECORDS_BULK_MAX_BODY_SIZE
-        length = declared_length(parser_context)
-        if length is not None and length > limit:
-            raise _too_large(limit)
-        lines = NDJSONLines(stream, limit)
+    def body(self, stream: _BodyStream, media_type: str | None) -> BulkBody:
+        # The raw stream: NDJSONLines reads blocks and checks the limit itself.
+        lines = NDJSONLines(stream.stream, stream.limit)
         return BulkBody(lambda: parse_ndjson(lines), unit=self.unit)
 
 

@@ -201,6 +201,25 @@ def _checked(batches: Iterable[pa.RecordBatch], kind: str) -> Iterator[pa.Record
         yield batch
 
 
+def csv_reader(stream: IO[bytes]) -> Any:
+    """A ``csv.reader`` of ``stream`` as the streams write CSV: RFC 4180 in UTF-8 (a BOM
+    skipped), with cells as large as a bulk line may hold."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_SIZE_LIMIT))
+    return csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), strict=True)
+
+
+def csv_fields(header: list[str], cells: list[str], ignore: frozenset[str]) -> dict | list[str]:
+    """A CSV row's cells as a record's fields (an empty cell is a field not given, the
+    ``ignore`` columns are dropped), or what is wrong with the row."""
+    if len(cells) != len(header):
+        return [f"The row has {len(cells)} cells; the header names {len(header)} columns."]
+    return {
+        name: value
+        for name, value in zip(header, cells, strict=True)
+        if value != "" and name not in ignore
+    }
+
+
 def csv_records(stream: IO[bytes], *, ignore: frozenset[str] = frozenset()) -> Iterator[ParsedRow]:
     """Records from CSV (RFC 4180, UTF-8) whose header row names the columns, read a row at a
     time; the header is checked before any row is read.
@@ -209,9 +228,7 @@ def csv_records(stream: IO[bytes], *, ignore: frozenset[str] = frozenset()) -> I
     as in NDJSON. An empty cell is a field not given; ``model_data`` and ``record_info`` cells
     hold JSON text (a row is checked like a multipart form).
     """
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_SIZE_LIMIT))
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=True)
+    reader = csv_reader(stream)
     try:
         header = next(reader, None)
     except UnicodeDecodeError:
@@ -225,7 +242,6 @@ def csv_records(stream: IO[bytes], *, ignore: frozenset[str] = frozenset()) -> I
 
 
 def _csv_rows(reader: Any, header: list[str], ignore: frozenset[str]) -> Iterator[ParsedRow]:
-    width = len(header)
     number = 0
     while True:
         number += 1
@@ -241,12 +257,5 @@ def _csv_rows(reader: Any, header: list[str], ignore: frozenset[str]) -> Iterato
             return
         if not cells:
             continue
-        if len(cells) != width:
-            yield number, [f"The row has {len(cells)} cells; the header names {width} columns."]
-            continue
-        row = {
-            name: value
-            for name, value in zip(header, cells, strict=True)
-            if value != "" and name not in ignore
-        }
-        yield _record(number, row)
+        fields = csv_fields(header, cells, ignore)
+        yield (number, fields) if isinstance(fields, list) else _record(number, fields)

@@ -36,15 +36,19 @@ from models_api.api.errors import NON_FIELD, DomainError, InvalidInput
 from models_api.models import MLModel
 from records.ingest import IngestResult, ParsedLine, ingest_records, parse_ndjson
 from records.management.file_commands import choose_format, find_model, progress
-from records.readers import arrow_records, parquet_records
+from records.readers import (
+    ASSIGNED_FIELDS,
+    arrow_records,
+    csv_fields,
+    csv_reader,
+    parquet_records,
+)
 from records.representation import RECORD_FIELDS
 from records.validation import INPUT_FIELDS, REQUIRED_FIELDS, parse_record
 
-#: Columns of an exported record that the server assigns: accepted in a header and ignored.
-EXPORTED_ONLY = frozenset(RECORD_FIELDS) - INPUT_FIELDS - {"record_file"}
+#: A CSV header may name every column of an export: the assigned ones (``ASSIGNED_FIELDS``)
+#: are accepted and ignored.
 CSV_COLUMNS = frozenset(RECORD_FIELDS) | INPUT_FIELDS
-#: The largest CSV cell read (csv's default, 128 KiB, is less than a bulk line may hold).
-CSV_FIELD_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def numbered_lines(stream: IO[bytes], bar: tqdm) -> Iterator[tuple[int, bytes]]:
@@ -65,9 +69,7 @@ def parse_csv(stream: IO[bytes], bar: tqdm) -> Iterator[ParsedLine]:
     The header is checked before any row is read; a row is then checked like a multipart
     form (``form=True``: its cells are text, JSON fields JSON text).
     """
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_SIZE_LIMIT))
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=True)
+    reader = csv_reader(stream)
     try:
         header = next(reader, None)
     except (csv.Error, UnicodeDecodeError) as error:
@@ -111,14 +113,12 @@ def check_csv_header(header: list[str]) -> None:
 
 
 def csv_record(header: list[str], cells: list[str]):
-    if len(cells) != len(header):
-        return [f"The row has {len(cells)} cells; the header names {len(header)} columns."]
-    row = {name: value for name, value in zip(header, cells, strict=True) if value != ""}
+    row = csv_fields(header, cells, ASSIGNED_FIELDS)
+    if isinstance(row, list):
+        return row
     if row.pop("record_file", None) is not None:
         # An exported record with a file: importing it without its file would lose data.
         return ["record_file: Files cannot be imported; empty the cell or drop the column."]
-    for name in EXPORTED_ONLY:
-        row.pop(name, None)
     try:
         return parse_record(row, form=True)
     except InvalidInput as invalid:
@@ -204,12 +204,12 @@ class Command(BaseCommand):
         if file_format == "csv":
             return parse_csv(stream, bar)
         if file_format == "arrow":
-            return counted(arrow_records(stream, ignore=EXPORTED_ONLY), bar)
+            return counted(arrow_records(stream, ignore=ASSIGNED_FIELDS), bar)
         if file_format == "parquet":
             if not stream.seekable():  # standard input: Parquet's footer is read first
                 stream = io.BytesIO(stream.read())
-            return counted(parquet_records(stream, ignore=EXPORTED_ONLY), bar)
-        return parse_ndjson(numbered_lines(stream, bar), ignore=EXPORTED_ONLY)
+            return counted(parquet_records(stream, ignore=ASSIGNED_FIELDS), bar)
+        return parse_ndjson(numbered_lines(stream, bar), ignore=ASSIGNED_FIELDS)
 
     def import_at_once(self, model: MLModel, records: Iterable[ParsedLine]) -> IngestResult:
         try:
