@@ -108,13 +108,6 @@ def open_chunks(chunks: Iterator[bytes]) -> io.BufferedReader:
     return io.BufferedReader(_ChunkReader(chunks), buffer_size=256 * 1024)
 
 
-def read_ipc_stream(chunks: Iterator[bytes]) -> Iterator[pa.RecordBatch]:
-    """The record batches of an Arrow IPC stream, as they arrive, in the client's types."""
-    reader = pa.ipc.open_stream(open_chunks(chunks))
-    for batch in reader:
-        yield normalize_records(batch)
-
-
 def _plain(column: Any) -> Any:
     """An extension column (``arrow.json``) as its storage, a dictionary one decoded."""
     if isinstance(column.type, pa.BaseExtensionType):
@@ -177,10 +170,6 @@ def batch_from_json(rows: list[Mapping[str, Any]]) -> pa.RecordBatch:
                 continue
         arrays.append(text)
     return pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
-
-
-def empty_records() -> pa.Table:
-    return RECORD_SCHEMA.empty_table()
 
 
 # --- Writing (bulk bodies) ---------------------------------------------------------------------

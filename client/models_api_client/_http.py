@@ -143,9 +143,12 @@ class HTTP:
         default_headers = {"User-Agent": _user_agent(), **(headers or {})}
         if token:
             default_headers["Authorization"] = f"Token {token}"
-        self.client = httpx.Client(
-            base_url=base_url, headers=default_headers, timeout=timeout, transport=transport
-        )
+        try:
+            self.client = httpx.Client(
+                base_url=base_url, headers=default_headers, timeout=timeout, transport=transport
+            )
+        except httpx.InvalidURL as error:
+            raise ValueError(f"The base URL {base_url!r} is not valid: {error}.") from None
         # Signed download links carry their own credential; the token never goes there.
         self._plain = httpx.Client(
             headers={"User-Agent": _user_agent()}, timeout=timeout, transport=transport
@@ -206,7 +209,12 @@ class HTTP:
                 kwargs["data"], kwargs["files"] = files()
             try:
                 request = client.build_request(method, url, **kwargs)
+            except httpx.InvalidURL as error:
+                raise TransportError(f"The URL is not valid: {error}") from error
+            try:
                 response = client.send(request, stream=stream)
+            except httpx.UnsupportedProtocol as error:  # a base URL without http(s)://
+                raise TransportError(_describe(error, method, str(request.url))) from error
             except httpx.TransportError as error:
                 sent = not isinstance(error, _NOT_SENT)
                 if attempt < self.policy.retries and (idempotent or not sent):
@@ -214,10 +222,8 @@ class HTTP:
                     attempt += 1
                     resent = resent or sent
                     continue
-                raise TransportError(_describe(error, method, str(client.base_url or url))) from (
-                    error
-                )
-            except httpx.HTTPError as error:  # an invalid URL and the like
+                raise TransportError(_describe(error, method, str(request.url))) from error
+            except httpx.HTTPError as error:  # a malformed header and the like
                 raise TransportError(f"{type(error).__name__}: {error}") from error
             if response.status_code == 503 and idempotent and attempt < self.policy.retries:
                 wait = self.policy.wait(attempt, retry_after(response))
@@ -254,6 +260,19 @@ class HTTP:
             yield response
         finally:
             response.close()
+
+
+def json_of(response: httpx.Response) -> Any:
+    """The JSON of a success; a body that is not JSON (a proxy's page, a wrong base URL) is
+    the client's own ``APIError``, not a decoding error."""
+    try:
+        return response.json()
+    except ValueError:
+        raise APIError(
+            f"The answer is not JSON (Content-Type {response.headers.get('Content-Type')!r}); "
+            "is the base URL the service's?",
+            status_code=response.status_code,
+        ) from None
 
 
 def check(response: httpx.Response) -> None:

@@ -108,6 +108,7 @@ def export(client: Client, model_id: str, fmt: str, out: IO[bytes], filters: dic
         except APIError as error:
             if isinstance(error, TransportError) or not _format_unknown(error):
                 raise
+            records._arrow_streams = False  # the fallback below asks no second time
     # A server without the formats: convert its NDJSON stream here, batch by batch.
     count = 0
     with tqdm(unit=" records", disable=not progress, desc="export") as bar:

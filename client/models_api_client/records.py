@@ -15,7 +15,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from models_api_client import _arrow
-from models_api_client._http import HTTP, error_from, iter_body
+from models_api_client._http import HTTP, error_from, iter_body, json_of
 from models_api_client.errors import APIError, Invalid, TransportError
 from models_api_client.objects import IngestResult, Record
 from models_api_client.resources import Id, json_value, path_id, query_value
@@ -42,12 +42,9 @@ BodyFormat = Literal["arrow", "csv", "parquet", "ndjson"]
 EXACT_FILTERS = frozenset(
     {"experiment_name", "season_name", "site_name", "dataset_name", "collection_date"}
 )
-#: ``GET /id/{id}/records/filter``: a time window and lists of names.
-WINDOW_FILTERS = frozenset(
-    {"start_timestamp", "end_timestamp", "experiment_names", "season_names", "site_names",
-     "dataset_names"}
-)
+#: ``GET /id/{id}/records/filter``: lists of names, and a time window.
 LIST_FILTERS = frozenset({"experiment_names", "season_names", "site_names", "dataset_names"})
+WINDOW_FILTERS = frozenset({"start_timestamp", "end_timestamp"}) | LIST_FILTERS
 #: Both streams (servers with paging).
 PAGING = frozenset({"limit", "offset"})
 
@@ -264,7 +261,7 @@ class Records:
             raise error
         if not response.is_success:
             raise error_from(response)
-        return Record.from_json(response.json())
+        return Record.from_json(json_of(response))
 
     def add_many(
         self,
@@ -389,7 +386,7 @@ class Records:
         if fmt != "ndjson":
             self._bodies[fmt] = True
         bar.update(len(batch))
-        return IngestResult.from_json(response.json())
+        return IngestResult.from_json(json_of(response))
 
     def _send_halves(
         self, path: str, batch: _Batch, first: int, fmt: str, *, auto: bool, bar: Any
@@ -515,7 +512,7 @@ class Records:
         response = self._http.request(
             "GET", f"/api/models/records/id/{path_id(record_id)}", idempotent=True
         )
-        return Record.from_json(response.json())
+        return Record.from_json(json_of(response))
 
     def update(
         self, record_id: Id, *, model_data: Any = _UNSET, record_info: Any = _UNSET
@@ -531,7 +528,7 @@ class Records:
             "PATCH", f"/api/models/records/id/{path_id(record_id)}", idempotent=True,
             content=json.dumps(body).encode(), content_type="application/json",
         )
-        return Record.from_json(response.json())
+        return Record.from_json(json_of(response))
 
     def delete(self, record_id: Id) -> None:
         """Delete the record and its stored file (retried like the catalogue's deletes)."""
@@ -559,6 +556,10 @@ class Records:
             raise APIError(
                 f"The download answered {response.status_code} instead of a redirect.",
                 status_code=response.status_code,
+            )
+        if "Location" not in response.headers:
+            raise APIError(
+                "The download's redirect names no Location.", status_code=response.status_code
             )
         location = str(response.url.join(response.headers["Location"]))
         with self._http.stream("GET", location, plain=True) as body:

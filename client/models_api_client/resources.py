@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from models_api_client._http import HTTP, error_from, is_json_error
+from models_api_client._http import HTTP, error_from, is_json_error, json_of
 from models_api_client.errors import Forbidden, NotFound
 from models_api_client.objects import (
     Dataset,
@@ -90,7 +90,7 @@ def is_empty_list(response: Any) -> bool:
     ..."), which a wrong base URL or a server without the endpoint gives."""
     if response.status_code != 404 or not is_json_error(response):
         return False
-    return not str(response.json()["detail"]).startswith("Nothing is at ")
+    return not str(json_of(response)["detail"]).startswith("Nothing is at ")
 
 
 class Resource(Generic[T]):
@@ -116,7 +116,7 @@ class Resource(Generic[T]):
             return []
         if not response.is_success:
             raise error_from(response)
-        return [kind.from_json(item) for item in response.json()]
+        return [kind.from_json(item) for item in json_of(response)]
 
     def _sub_list(self, id: Id, name: str, kind: type[U], params: Mapping[str, str]) -> list[U]:
         """A list under one object (``/id/{id}/<name>``): ``[]`` when empty, NotFound for an
@@ -125,7 +125,7 @@ class Resource(Generic[T]):
         sent = self._http.send("GET", path, idempotent=True, params=dict(params))
         response = sent.response
         if response.is_success:
-            return [kind.from_json(item) for item in response.json()]
+            return [kind.from_json(item) for item in json_of(response)]
         error = error_from(response)
         if not is_empty_list(response):
             raise error
@@ -161,7 +161,7 @@ class Resource(Generic[T]):
     def get(self, id: Id) -> T:
         """One object by id; :class:`NotFound` for an unknown id."""
         response = self._http.request("GET", f"{self._path}/id/{path_id(id)}", idempotent=True)
-        return self._type.from_json(response.json())
+        return self._type.from_json(json_of(response))
 
     def create(self, **fields: Any) -> T:
         """Create one from the contract's fields (``Conflict`` with ``existing_id`` when the
@@ -169,7 +169,7 @@ class Resource(Generic[T]):
         response = self._http.request(
             "POST", self._path, idempotent=False, json_body=json_value(fields)
         )
-        return self._type.from_json(response.json())
+        return self._type.from_json(json_of(response))
 
     def update(self, id: Id, **fields: Any) -> T:
         """Replace the fields given (``PATCH``); no field is an :class:`Invalid`. Retried
@@ -180,7 +180,7 @@ class Resource(Generic[T]):
             idempotent=True,
             json_body=json_value(fields),
         )
-        return self._type.from_json(response.json())
+        return self._type.from_json(json_of(response))
 
     def delete(self, id: Id) -> None:
         """Delete one (:class:`NotFound` for an unknown id, :class:`Conflict` when records
@@ -210,7 +210,7 @@ class Models(Resource[Model]):
         response = self._http.request(
             "POST", f"{self._path}/id/{path_id(id)}/runs", idempotent=False, json_body=body
         )
-        return Run.from_json(response.json())
+        return Run.from_json(json_of(response))
 
     def datasets(
         self, id: Id, *, limit: int | None = None, offset: int | None = None
@@ -227,7 +227,7 @@ class Models(Resource[Model]):
             idempotent=False,
             json_body=json_value(fields),
         )
-        return Dataset.from_json(response.json())
+        return Dataset.from_json(json_of(response))
 
     def experiments(
         self, id: Id, *, limit: int | None = None, offset: int | None = None

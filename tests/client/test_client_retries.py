@@ -59,6 +59,22 @@ def test_connection_refused_is_the_clients_own_error():
             client.sites.all()
 
 
+def test_a_base_url_without_a_scheme_fails_at_once_as_the_clients_own_error(monkeypatch):
+    """No retry can mend a wrong URL: it is not retried, and names the request."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    with Client("localhost:8000", "token", retries=3) as client:
+        with pytest.raises(TransportError, match="UnsupportedProtocol") as raised:
+            client.sites.all()
+    assert "api/sites/all" in str(raised.value)
+    assert slept == []
+
+
+def test_a_malformed_base_url_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"The base URL 'http://\[::1' is not valid"):
+        Client("http://[::1", "token")
+
+
 def test_an_add_whose_answer_was_lost_gives_the_record_it_wrote(proxied, proxy, server):
     proxy.fail_next("lose")
     added = proxied.records.add(server.model, **record(1))
