@@ -133,8 +133,7 @@ def _definition_for(constraint: Constraint, layout: Layout) -> str:
     if constraint.kind == "p":
         columns = [PRIMARY_KEY, PARTITION_KEY] if layout.partitions else [PRIMARY_KEY]
         return f"PRIMARY KEY ({', '.join(columns)})"
-    unique = constraint.kind in {"u", "x"}
-    if unique and layout.partitions and PARTITION_KEY not in constraint.columns:
+    if constraint.kind == "u" and layout.partitions and PARTITION_KEY not in constraint.columns:
         return re.sub(r"\(([^)]*)\)", rf"(\1, {PARTITION_KEY})", constraint.definition, count=1)
     return constraint.definition
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.servers import free_port
+
 #: Where Debian's ``pgbouncer`` package puts the binary.
 BINARY_PATHS = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
 
@@ -34,12 +36,6 @@ def pooler_of(database: dict) -> str:
     """The ``DATABASE_POOLER`` a server started by a test needs to reach ``database`` (a
     connection's settings) the way the suite does."""
     return "pgbouncer" if database.get("DISABLE_SERVER_SIDE_CURSORS") else "none"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

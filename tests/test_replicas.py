@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.utils import OperationalError
@@ -131,6 +132,32 @@ def test_an_unreachable_redis_is_a_cache_that_holds_nothing_and_says_so_once(cap
     assert caplog.text.count("Cache unavailable") == 1
     with pytest.raises(Exception):  # noqa: B017 (the health check's call raises)
         cache.ping()
+
+
+def test_a_full_redis_is_a_cache_that_refuses_writes_without_raising(tmp_path, caplog):
+    """A Redis out of memory (or read-only, mid-failover) refuses writes with a command
+    error: that is an outage too, never a 500 on every throttled request."""
+    server = RedisServer(tmp_path)
+    try:
+        admin = redis.Redis(port=server.port)
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+        cache = ResilientRedisCache(server.url, {"OPTIONS": {"socket_timeout": 1}})
+        with caplog.at_level(logging.WARNING, logger="models_api.api.cache"):
+            cache.set("a", 1)  # refused: OOM command not allowed
+        assert cache.unavailable
+        assert "Cache unavailable" in caplog.text
+        admin.close()
+    finally:
+        server.stop()
+
+
+def test_while_the_cache_is_down_no_replica_is_tried(two_replicas, settings):
+    """No replica's outage can be read or kept then: a dead one would cost its connect
+    timeout on every request, so the primary answers every read, anonymous ones included."""
+    use_cache(settings, f"redis://127.0.0.1:{free_port()}/0")
+    two_replicas["replica_1"] = two_replicas["replica_2"] = AssertionError("not to be tried")
+    assert replicas.choose_replica(min_lsn=None) is None
 
 
 def test_redis_cache_round_trip_on_the_machines_redis(shared_redis):

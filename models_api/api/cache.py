@@ -20,12 +20,14 @@ from typing import Any, TypeVar
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, OutOfMemoryError, ReadOnlyError, TimeoutError
 
 logger = logging.getLogger(__name__)
 
-#: What an unreachable or overloaded Redis raises (a wrong command is a bug, and still raises).
-OUTAGE = (ConnectionError, TimeoutError)
+#: What an unreachable, overloaded or failing-over Redis raises: a full one refuses writes
+#: (OutOfMemoryError), a replica mid-failover too (ReadOnlyError). A wrong command is a bug,
+#: and still raises.
+OUTAGE = (ConnectionError, TimeoutError, OutOfMemoryError, ReadOnlyError)
 
 T = TypeVar("T")
 

@@ -21,6 +21,7 @@ would). While the cache is down no position can be read, and every read goes to 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import random
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
@@ -68,11 +69,13 @@ def primary_lsn() -> int | None:
         return parse_lsn(cursor.fetchone()[0])
 
 
-#: A server that is not in recovery (a promoted replica, a test mirror) has every write.
-_REPLAYED_SQL = (
-    "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+#: How far a server has replayed the WAL; one that is not in recovery (a promoted replica, a
+#: test mirror) has every write.
+_REPLAYED = (
+    "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
     "ELSE pg_current_wal_lsn() END)::text"
 )
+_REPLAYED_SQL = f"SELECT {_REPLAYED}"
 
 
 def replayed_lsn(alias: str) -> int:
@@ -113,7 +116,7 @@ def written_lsn(user_pk: object) -> int | None:
     """The position the user's reads must see, None when they wrote nothing lately, or
     :data:`UNKNOWN` while the cache is down (a write of theirs may have gone unrecorded)."""
     kept = cache.get(_lsn_key(user_pk))
-    if getattr(caches["default"], "unavailable", False):
+    if getattr(cache, "unavailable", False):
         return UNKNOWN
     return kept if isinstance(kept, int) else None
 
@@ -145,9 +148,14 @@ def is_marked_down(alias: str) -> bool:
 def choose_replica(min_lsn: int | None) -> str | None:
     """A replica that answers and has replayed ``min_lsn``, or None (read from the primary).
 
-    Replicas are tried in random order, so that the reads spread over them.
+    Replicas are tried in random order, so that the reads spread over them. While the cache
+    is down no replica's outage can be read or kept, so a dead replica would cost its connect
+    timeout on every request: the primary answers then.
     """
-    candidates = [alias for alias in replicas() if not is_marked_down(alias)]
+    down = cache.get_many([_down_key(alias) for alias in replicas()])
+    if getattr(cache, "unavailable", False):
+        return None
+    candidates = [alias for alias in replicas() if not down.get(_down_key(alias))]
     random.shuffle(candidates)
     for alias in candidates:
         try:
@@ -240,17 +248,11 @@ class ReplicaHealth:
     lag_seconds: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "lag_bytes": self.lag_bytes,
-            "lag_seconds": self.lag_seconds,
-        }
+        return dataclasses.asdict(self)
 
 
 _LAG_SQL = (
-    "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
-    "ELSE pg_current_wal_lsn() END)::text, "
+    f"SELECT {_REPLAYED}, "
     "COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float8"
 )
 
