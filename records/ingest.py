@@ -17,11 +17,12 @@ from __future__ import annotations
 import datetime
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import psycopg
+from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
@@ -80,14 +81,13 @@ def parse_ndjson(
     ``ignore``: fields accepted and dropped (``import_records`` reads exports, whose lines
     carry ids and times); the API's bulk body refuses them as unknown.
     """
+    max_depth = settings.JSON_MAX_DEPTH
     for number, line in lines:
         if not line.strip():
             continue
         try:
-            value = json_values.loads(line)
-            yield number, parse_record(
-                value, ignore=ignore, json_checked=json_values.text_is_safe(line)
-            )
+            value, safe = json_values.loads_checked(line, max_depth=max_depth)
+            yield number, parse_record(value, ignore=ignore, json_checked=safe)
         except json_values.JSONNumberError as error:
             field = f"{error.field}: " if error.field is not None else ""
             yield number, [f"{field}{error.message()}"]
@@ -123,17 +123,37 @@ class _Errors:
 
 
 class SQLiteSink:
-    """Batched ``INSERT OR IGNORE``; SQLite itself counts the rows it inserted."""
+    """Batched ``INSERT OR IGNORE``; SQLite itself counts the rows it inserted.
 
-    def __init__(self, connection, *, segment_rows: int, segment_bytes: int) -> None:
+    Like :class:`records.postgres.CopySink`: :meth:`prepare` runs in the reading thread (what
+    can be done before a record's references are known), :meth:`write` in the writing one.
+    """
+
+    def __init__(
+        self, connection, *, model_id: str, now: datetime.datetime,
+        segment_rows: int, segment_bytes: int,
+    ) -> None:
         self.connection = connection
+        self.model_id, self.now = model_id, now
         self.size = SegmentSize(segment_rows, segment_bytes)
         self.segment: list[IngestRow] = []
         self.created = 0
 
-    def write(self, row: IngestRow) -> None:
-        self.segment.append(row)
-        if self.size.full(row):
+    @staticmethod
+    def prepare(record: RecordInput, model_data: str, record_info: str) -> tuple:
+        return new_id_text(), record.timestamp, record.collection_date, model_data, record_info
+
+    @staticmethod
+    def references(texts: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
+        return texts
+
+    def write(self, prepared: tuple, references: tuple[str, str, str, str]) -> None:
+        record_id, timestamp, collection_date, model_data, record_info = prepared
+        self.segment.append(IngestRow(
+            record_id, self.model_id, timestamp, collection_date, *references,
+            model_data, None, record_info, self.now, self.now,
+        ))
+        if self.size.full(len(model_data) + len(record_info)):
             self.pause()
 
     def pause(self) -> None:
@@ -165,17 +185,18 @@ class SQLiteSink:
 
 
 class _Linked:
-    """A record's references as the rows are written: their ids as text, once per distinct
-    set (compared by identity, so that a record's key hashes cheaply)."""
+    """A record's references as the rows are written: in the sink's form (see the sinks'
+    ``references``), made once per distinct set (compared by identity, so that a record's key
+    hashes cheaply)."""
 
-    __slots__ = ("refs", "texts")
+    __slots__ = ("refs", "written")
 
-    def __init__(self, refs: References) -> None:
+    def __init__(self, refs: References, sink) -> None:
         self.refs = refs
-        self.texts = tuple(
+        self.written = sink.references(tuple(
             str(value)
             for value in (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
-        )
+        ))
 
 
 #: Parsed records handed from the reading thread to the writing one at a time, at most...
@@ -184,28 +205,76 @@ _READ_AHEAD_CHUNK = 500
 _READ_AHEAD_CHUNK_BYTES = 128 * 1024
 #: Chunks read ahead at most (bounds the records held in memory).
 _READ_AHEAD_CHUNKS = 40
+#: Distinct sets of names the reading thread notes for the writing one at most (see
+#: :class:`_NamesAhead`); past that, each is looked up when its first record is written.
+_NAMES_AHEAD = 10_000
 _END = object()
 
-#: A record read ahead: its number, and its record with its ``model_data`` and
-#: ``record_info`` as JSON text, or the messages that say what is wrong with it.
-ReadAhead = tuple[int, RecordInput, tuple[str, str]] | tuple[int, list[str], None]
+#: A record's names as the ingest tells its references apart: experiment, season, site, and
+#: the dataset's name or, for the default dataset, the collection date.
+Names = tuple
 
 
-def _chunks(records: Iterable[ParsedLine]) -> Iterator[list[ReadAhead]]:
+def names_of(record: RecordInput) -> Names:
+    return (record.experiment_name, record.season_name, record.site_name,
+            record.dataset_name or record.collection_date)
+
+
+#: A record read ahead: its number, and its record (without its JSON values), its names and
+#: what the sink prepared from it, or the messages that say what is wrong with it.
+ReadAhead = tuple[int, RecordInput, Names, object] | tuple[int, list[str], None, None]
+
+
+class _NamesAhead:
+    """The names of the records read ahead, the first record of each set, as the reading
+    thread meets them; the writing thread looks them all up whenever it has to end a COPY
+    segment for one, rather than ending a segment for each (a body spread over 100 days
+    names 100 default datasets).
+
+    Shared by the two threads through single dictionary operations, which the GIL makes
+    atomic."""
+
+    def __init__(self) -> None:
+        self.first: dict[Names, RecordInput] = {}
+        self._met: set[Names] = set()
+
+    def meet(self, names: Names, record: RecordInput) -> None:
+        if names not in self._met and len(self._met) < _NAMES_AHEAD:
+            self._met.add(names)
+            self.first[names] = record
+
+    def take(self) -> list[tuple[Names, RecordInput]]:
+        """The names met since the last take."""
+        taken = []
+        for names in list(self.first):
+            record = self.first.pop(names, None)
+            if record is not None:
+                taken.append((names, record))
+        return taken
+
+
+def _chunks(
+    records: Iterable[ParsedLine], prepare: Callable, names_ahead: _NamesAhead
+) -> Iterator[list[ReadAhead]]:
     """``records`` in chunks of at most ``_READ_AHEAD_CHUNK`` records and about
-    ``_READ_AHEAD_CHUNK_BYTES`` of JSON text, each record's text encoded here (in the reading
-    thread: it is what the row written needs, and what measures the memory it holds)."""
+    ``_READ_AHEAD_CHUNK_BYTES`` of JSON text, each valid record's JSON text encoded and the
+    rest of the sink's row made here (``prepare``: all that does not need the references),
+    in the reading thread, so that the writing one has little to do but write."""
     chunk: list[ReadAhead] = []
     size = 0
     dumps = json_values.dumps
     for number, record in records:
         if isinstance(record, RecordInput):
-            texts = (dumps(record.model_data).decode(), dumps(record.record_info).decode())
-            size += len(texts[0]) + len(texts[1])
+            model_data = dumps(record.model_data).decode()
+            record_info = dumps(record.record_info).decode()
+            size += len(model_data) + len(record_info)
+            names = names_of(record)
             # The values themselves are not needed any more: only their text waits.
-            chunk.append((number, record.without_values(), texts))
+            record = record.without_values()
+            names_ahead.meet(names, record)
+            chunk.append((number, record, names, prepare(record, model_data, record_info)))
         else:
-            chunk.append((number, record, None))
+            chunk.append((number, record, None, None))
         if len(chunk) >= _READ_AHEAD_CHUNK or size >= _READ_AHEAD_CHUNK_BYTES:
             yield chunk
             chunk, size = [], 0
@@ -213,9 +282,11 @@ def _chunks(records: Iterable[ParsedLine]) -> Iterator[list[ReadAhead]]:
         yield chunk
 
 
-def parsed_ahead(records: Iterable[ParsedLine]) -> Iterator[ReadAhead]:
-    """``records``, read and checked in a thread of their own while the caller writes the
-    ones before, each with its JSON text (see :func:`_chunks`).
+def parsed_ahead(
+    records: Iterable[ParsedLine], prepare: Callable, names_ahead: _NamesAhead
+) -> Iterator[ReadAhead]:
+    """``records``, read, checked and prepared for the sink (see :func:`_chunks`) in a thread
+    of their own while the caller writes the ones before.
 
     Reading a line and checking its fields is Python's work; inserting and checking the rows
     (foreign keys, uniqueness) is the database's, most of it while a COPY segment ends, when
@@ -237,7 +308,7 @@ def parsed_ahead(records: Iterable[ParsedLine]) -> Iterator[ReadAhead]:
 
     def read() -> None:
         try:
-            for chunk in _chunks(records):
+            for chunk in _chunks(records, prepare, names_ahead):
                 if not put(chunk):
                     return
             put(_END)
@@ -270,26 +341,34 @@ def ingest_records(
     connection = connections[router.db_for_write(ModelRecord)]
     resolver = ReferenceResolver(model)
     errors = _Errors(unit)
-    by_names: dict[tuple, _Linked] = {}  # a record's names -> its references
+    names_ahead = _NamesAhead()
+    by_names: dict[Names, _Linked] = {}  # a record's names -> its references
     by_ids: dict[tuple, _Linked] = {}  # the same references whatever names led to them
     seen: set[tuple] = set()
     links: set[_Linked] = set()
     total = 0
-    now = timezone.now()
-    model_id = str(model.id)
     try:
         with transaction.atomic(using=connection.alias):
             sink = (postgres.CopySink if connection.vendor == "postgresql" else SQLiteSink)(
-                connection, segment_rows=SEGMENT_ROWS, segment_bytes=SEGMENT_BYTES
+                connection, model_id=str(model.id), now=timezone.now(),
+                segment_rows=SEGMENT_ROWS, segment_bytes=SEGMENT_BYTES,
             )
-            for number, record, texts in parsed_ahead(records):
+
+            def link(names: Names, refs: References) -> _Linked:
+                ids = (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
+                linked = by_names[names] = by_ids.get(ids) or by_ids.setdefault(
+                    ids, _Linked(refs, sink)
+                )
+                return linked
+
+            for number, record, names, prepared in parsed_ahead(
+                records, sink.prepare, names_ahead
+            ):
                 total += 1
-                if texts is None:
+                if names is None:
                     errors.add(number, record)
                     sink.discard()
                     continue
-                names = (record.experiment_name, record.season_name, record.site_name,
-                         record.dataset_name or record.collection_date)
                 linked = by_names.get(names)
                 if linked is None:
                     refs = resolver.cached(record)
@@ -301,10 +380,11 @@ def ingest_records(
                             errors.add(number, invalid.lines())
                             sink.discard()
                             continue
+                        if not errors.count:
+                            _resolve_ahead(resolver, names_ahead, by_names, link)
                     if errors.count:
                         continue  # only checking from here on: nothing will be written
-                    ids = (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
-                    linked = by_names[names] = by_ids.setdefault(ids, _Linked(refs))
+                    linked = link(names, refs)
                 if errors.count:
                     continue
                 key = (record.timestamp, record.collection_date, linked)
@@ -316,10 +396,7 @@ def ingest_records(
                     seen.clear()
                 seen.add(key)
                 links.add(linked)
-                sink.write(IngestRow(
-                    new_id_text(), model_id, record.timestamp, record.collection_date,
-                    *linked.texts, texts[0], None, texts[1], now, now,
-                ))
+                sink.write(prepared, linked.written)
             errors.raise_if_any()
             if not total:
                 raise InvalidInput({NON_FIELD: ["The body holds no records."]})
@@ -332,3 +409,21 @@ def ingest_records(
         # Something the lines name was deleted meanwhile (the COPY raises psycopg's own).
         raise ReferenceDeleted() from None
     return IngestResult(created=created, skipped_existing=total - created)
+
+
+def _resolve_ahead(
+    resolver: ReferenceResolver,
+    names_ahead: _NamesAhead,
+    by_names: dict[Names, _Linked],
+    link: Callable[[Names, References], _Linked],
+) -> None:
+    """Look up the names of the records read ahead (creating their datasets), while the
+    connection is free anyway. A set that cannot be resolved is left for its record, whose
+    number the refusal then names."""
+    for names, record in names_ahead.take():
+        if names in by_names:
+            continue
+        try:
+            link(names, resolver.resolve(record, create_dataset=True))
+        except InvalidInput:
+            continue

@@ -15,7 +15,6 @@ default) runs:
 from __future__ import annotations
 
 import datetime
-import functools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +26,12 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 
+from models_api.api.ids import new_id_text
 from records.models import RECORD_COLUMNS, ModelRecord
 from records.segments import SegmentSize
 
 if TYPE_CHECKING:
-    from records.ingest import IngestRow
+    from records.validation import RecordInput
 
 TABLE = ModelRecord._meta.db_table
 
@@ -45,28 +45,13 @@ def _copy_escape(json_text: str) -> str:
     return json_text.replace("\\", "\\\\")
 
 
-def copy_line(row: IngestRow) -> str:
-    """One row in COPY's text format (formatting rows here is several times cheaper than
-    psycopg's per-value ``write_row``)."""
-    file_text = _COPY_NULL if row.record_file is None else _copy_escape(row.record_file)
-    return (
-        f"{row.id}\t{row.model_id}\t{row.timestamp.isoformat()}\t"
-        f"{row.collection_date.isoformat()}\t{row.dataset_id}\t{row.experiment_id}\t"
-        f"{row.season_id}\t{row.site_id}\t{_copy_escape(row.model_data)}\t{file_text}\t"
-        f"{_copy_escape(row.record_info)}\t"
-        f"{_time_text(row.created_at)}\t{_time_text(row.updated_at)}\n"
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _time_text(moment: datetime.datetime) -> str:
-    """A creation or update time as COPY reads it: the same few for every row of an ingest."""
-    return moment.isoformat()
-
-
 class CopySink:
     """Sends rows to the record table through COPY segments (see ``records.ingest``).
 
+    - :meth:`prepare` runs in the ingest's reading thread: it makes each row's COPY text but
+      for its references, so that the writing thread, which alone talks to the database,
+      only joins the two parts and writes (formatting rows here is several times cheaper than
+      psycopg's per-value ``write_row``).
     - A segment ends early when a name has to be looked up (no other statement can run while
       a COPY is open), and when it is full (``SegmentSize``), which bounds the memory held.
     - When a segment meets an existing record (a unique violation), it is rolled back to its
@@ -79,31 +64,52 @@ class CopySink:
       tens of millions of rows in one transaction).
     """
 
-    #: Rows formatted before one write to the COPY stream.
+    #: Rows joined into one write to the COPY stream.
     WRITE_ROWS = 500
     SCRATCH = "records_ingest"
 
-    def __init__(self, connection, *, segment_rows: int, segment_bytes: int) -> None:
+    def __init__(
+        self, connection, *, model_id: str, now: datetime.datetime,
+        segment_rows: int, segment_bytes: int,
+    ) -> None:
         self.connection = connection
         self.size = SegmentSize(segment_rows, segment_bytes)
         self.cursor = connection.cursor()
         self.created = 0
         self.direct = True  # False once a segment has met an existing record
-        self.segment: list[IngestRow] = []
+        self.segment: list[str] = []  # the segment's rows in COPY text, kept for a fallback
         self._unsent = 0  # rows of the segment not yet written to the COPY stream
         self._copy_context = None
         self._copy = None
         self._savepoint = None
         self._columns = ", ".join(RECORD_COLUMNS)
+        self._model_id = model_id
+        self._times = f"{now.isoformat()}\t{now.isoformat()}"  # created_at, updated_at
         self.cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
-    def write(self, row: IngestRow) -> None:
-        self.segment.append(row)
+    def prepare(self, record: RecordInput, model_data: str, record_info: str) -> tuple[str, str]:
+        """A row's COPY text before and after its references (thread-safe: it reads only what
+        the sink was made with)."""
+        return (
+            f"{new_id_text()}\t{self._model_id}\t{record.timestamp.isoformat()}\t"
+            f"{record.collection_date.isoformat()}\t",
+            f"\t{_copy_escape(model_data)}\t{_COPY_NULL}\t{_copy_escape(record_info)}\t"
+            f"{self._times}\n",
+        )
+
+    @staticmethod
+    def references(texts: tuple[str, str, str, str]) -> str:
+        """The references' columns (dataset, experiment, season, site) in COPY text."""
+        return "\t".join(texts)
+
+    def write(self, prepared: tuple[str, str], references: str) -> None:
+        line = prepared[0] + references + prepared[1]
+        self.segment.append(line)
         if self.direct:
             self._unsent += 1
             if self._unsent >= self.WRITE_ROWS:
                 self._send()
-        if self.size.full(row):
+        if self.size.full(len(line)):
             self.pause()
 
     def _send(self) -> None:
@@ -113,8 +119,7 @@ class CopySink:
                 f"COPY {TABLE} ({self._columns}) FROM STDIN"
             )
             self._copy = self._copy_context.__enter__()
-        rows = self.segment[len(self.segment) - self._unsent :]
-        self._copy.write("".join(map(copy_line, rows)).encode())
+        self._copy.write("".join(self.segment[len(self.segment) - self._unsent :]).encode())
         self._unsent = 0
 
     def pause(self) -> None:
@@ -138,14 +143,14 @@ class CopySink:
             self.segment = []
         self._unsent = 0
 
-    def _insert_new(self, rows: list[IngestRow]) -> int:
+    def _insert_new(self, lines: list[str]) -> int:
         cursor = self.cursor
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.SCRATCH} "
             f"(LIKE {TABLE} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
         with cursor.cursor.copy(f"COPY {self.SCRATCH} ({self._columns}) FROM STDIN") as copy:
-            copy.write("".join(map(copy_line, rows)).encode())
+            copy.write("".join(lines).encode())
         cursor.execute(
             f"INSERT INTO {TABLE} ({self._columns}) "
             f"SELECT {self._columns} FROM {self.SCRATCH} "

@@ -5,16 +5,9 @@ memory however large each record is (both sinks, ``records.ingest`` and ``record
 
 from __future__ import annotations
 
-from typing import Protocol
-
-
-class _Row(Protocol):
-    model_data: str
-    record_info: str
-
 
 class SegmentSize:
-    """Counts the rows written since the segment began, and their JSON text."""
+    """Counts the rows written since the segment began, and their size."""
 
     __slots__ = ("rows", "bytes", "max_rows", "max_bytes")
 
@@ -22,10 +15,10 @@ class SegmentSize:
         self.max_rows, self.max_bytes = max_rows, max_bytes
         self.rows = self.bytes = 0
 
-    def full(self, row: _Row) -> bool:
-        """Count ``row``; whether the segment should now end."""
+    def full(self, size: int) -> bool:
+        """Count a row of ``size`` characters; whether the segment should now end."""
         self.rows += 1
-        self.bytes += len(row.model_data) + len(row.record_info)
+        self.bytes += size
         return self.rows >= self.max_rows or self.bytes >= self.max_bytes
 
     def reset(self) -> None:

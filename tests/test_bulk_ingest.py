@@ -263,3 +263,74 @@ def test_the_ingest_row_is_the_record_table_in_column_order():
     from records.models import RECORD_COLUMNS
 
     assert IngestRow._fields == RECORD_COLUMNS
+
+
+def _over_days(days: int, per_day: int = 3, **overrides) -> list[dict]:
+    return [
+        record_body(
+            timestamp=f"2024-06-{day + 1:02d}T10:00:{n:02d}Z", **overrides
+        )
+        for day in range(days)
+        for n in range(per_day)
+    ]
+
+
+def test_a_body_over_many_days_creates_each_default_dataset_once(api, demo):
+    response = post_bulk(api, demo, ndjson(*_over_days(30)))
+    assert response.json() == {"created": 90, "skipped_existing": 0}
+    datasets = Dataset.objects.filter(dataset_name__startswith="Model A Dataset 2024-06-")
+    assert datasets.count() == 30
+    for dataset in datasets:
+        records = ModelRecord.objects.filter(dataset=dataset)
+        assert records.count() == 3
+        assert {record.collection_date for record in records} == {dataset.collection_date}
+    assert set(demo.datasets.all()) == set(datasets)
+
+
+def test_datasets_looked_up_ahead_go_when_a_later_line_is_bad(api, demo):
+    """The ingest looks up (and creates) the datasets of the lines it has read ahead; a bad
+    line after them still means nothing is written, and is named by its own number."""
+    lines = _over_days(20)
+    lines.append(record_body(timestamp="2024-07-01T10:00:00Z", site_name="Site Z"))
+    response = post_bulk(api, demo, ndjson(*lines))
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"61"}
+    assert "Site Z" in response.json()["errors"]["61"][0]
+    assert not ModelRecord.objects.exists()
+    assert not Dataset.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+def test_names_read_ahead_are_looked_up_together_not_a_segment_each(demo, monkeypatch):
+    """A COPY segment has to end for a name to be looked up: the names of every line read
+    ahead are looked up at once, so 30 new default datasets end a few segments, not 30."""
+    from records import postgres
+
+    ended = []
+    pause = postgres.CopySink.pause
+
+    def counting_pause(sink):
+        if sink._copy is not None:
+            ended.append(len(sink.segment))
+        pause(sink)
+
+    monkeypatch.setattr(postgres.CopySink, "pause", counting_pause)
+    monkeypatch.setattr(postgres.CopySink, "WRITE_ROWS", 1)  # each row is sent at once
+    lines = [(n, json.dumps(line).encode()) for n, line in enumerate(_over_days(30), 1)]
+    with transaction.atomic():
+        result = ingest_records(model=demo, records=parse_ndjson(lines))
+        transaction.set_rollback(True)
+    assert result.created == 90
+    assert len(ended) < 5, ended
+
+
+def test_names_ahead_are_taken_once_and_bounded(monkeypatch):
+    from records import ingest
+
+    monkeypatch.setattr(ingest, "_NAMES_AHEAD", 3)
+    ahead = ingest._NamesAhead()
+    for n in (1, 2, 1, 3, 4):
+        ahead.meet(("experiment", "season", f"site {n}", None), n)
+    assert [record for _, record in ahead.take()] == [1, 2, 3]
+    ahead.meet(("experiment", "season", "site 1", None), 1)  # met before: not again
+    assert ahead.take() == []
