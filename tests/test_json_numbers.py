@@ -402,3 +402,39 @@ def test_check_json_value_refuses_numbers_that_cannot_be_kept(value, where):
 
 def test_check_json_value_accepts_numbers_within_the_limits():
     check_json_value({"ok": [1.5, True, None, 10**MAX_INTEGER_DIGITS - 1, -(10**4299), 5e-324]})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a": 1234567890123456789}',  # 19 digits
+        b'{"a": 123456789012345678}',  # 18: orjson reads it exactly
+        b'{"a": 1e400}', b'{"a": 1E-400}', b'{"a": 2e+308}', b'{"a": 1e99}',
+        b'{"a": -0.5e-12}', b'{"a": "1e400 in a string"}', b'[1, 2e0123]',
+        b'{"a": 12345678901234567890.5}', b'{"a": 0.0000000000000000001}', b'{}',
+    ],
+)
+def test_the_text_scan_finds_the_numbers_the_pattern_finds(text):
+    """The bulk path's one ``bytes.translate`` scan decides which text the standard library
+    reads (exactly) instead of orjson: the same texts as the pattern it replaced."""
+    import re
+
+    from models_api.api.json_values import _exact_parse_needed, _shapes
+
+    pattern = re.compile(rb"\d{19,}|\d[eE][-+]?\d{3,}")
+    assert _exact_parse_needed(_shapes(text)) is bool(pattern.search(text))
+
+
+@pytest.mark.parametrize(
+    "text, safe",
+    [
+        (b'{"a": [1, 2]}', True),
+        (b'{"a": "\\u0000"}', False),  # a NUL: the full check
+        (b'[' * 64 + b']' * 64, False),  # as deep as the limit
+        (b'[' * 63 + b']' * 63, True),
+    ],
+)
+def test_loads_checked_says_when_the_value_needs_its_full_check(text, safe):
+    from models_api.api.json_values import loads_checked
+
+    assert loads_checked(text, max_depth=64)[1] is safe
