@@ -28,27 +28,29 @@ def pooler_name(value: str | None) -> str:
 
 
 def postgres_options(*, connect_timeout: int, pooler: str) -> dict[str, Any]:
-    """The ``OPTIONS`` of a PostgreSQL connection.
+    """The ``OPTIONS`` a PostgreSQL connection starts with; :func:`use_pooler` then applies a
+    pooler's rules.
 
     Directly: no JIT for the whole session (its compile time lands on the first byte of
-    every large stream). Behind PgBouncer the session is not ours: the streams turn JIT off
-    with ``SET LOCAL`` instead, and psycopg must never prepare a statement, since the next
-    execution may reach a server connection that has not seen it.
+    every large stream). Behind PgBouncer the session is not ours, and PgBouncer refuses
+    startup ``options``: the streams turn JIT off with ``SET LOCAL`` instead.
     """
     options: dict[str, Any] = {"connect_timeout": connect_timeout}
-    if pooler == "pgbouncer":
-        options["prepare_threshold"] = None
-    else:
+    if pooler != "pgbouncer":
         options["options"] = "-c jit=off"
     return options
 
 
 def use_pooler(database: dict[str, Any], pooler: str) -> dict[str, Any]:
-    """``database`` (a ``DATABASES`` entry for PostgreSQL) set for ``pooler``, in place."""
+    """``database`` (a ``DATABASES`` entry for PostgreSQL) set for ``pooler``, in place.
+
+    Behind PgBouncer psycopg must never prepare a statement (the next execution may reach a
+    server connection that has not seen it), no startup ``options`` may be sent, and
+    Django's ``QuerySet.iterator()`` must not ``DECLARE`` a cursor ``WITH HOLD``.
+    """
     options = database.setdefault("OPTIONS", {})
     if pooler == "pgbouncer":
         options.pop("options", None)
         options["prepare_threshold"] = None
-        # Django's QuerySet.iterator() would otherwise DECLARE a cursor WITH HOLD.
         database["DISABLE_SERVER_SIDE_CURSORS"] = True
     return database

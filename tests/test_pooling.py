@@ -43,8 +43,10 @@ def test_directly_the_session_turns_jit_off_and_statements_may_be_prepared():
     }
 
 
-def test_behind_pgbouncer_nothing_is_prepared_and_no_startup_options_are_sent():
-    assert postgres_options(connect_timeout=5, pooler="pgbouncer") == {
+def test_behind_pgbouncer_no_startup_options_are_sent_and_nothing_is_prepared():
+    options = postgres_options(connect_timeout=5, pooler="pgbouncer")
+    assert options == {"connect_timeout": 5}
+    assert use_pooler({"OPTIONS": options}, "pgbouncer")["OPTIONS"] == {
         "connect_timeout": 5,
         "prepare_threshold": None,
     }
