@@ -88,24 +88,30 @@ def parse_csv(stream: IO[bytes], bar: tqdm) -> Iterator[ParsedLine]:
     if header is None:
         raise CommandError("The CSV file is empty: it needs a header row naming the fields.")
     check_csv_header(header)
-    bar.update(reader.line_num)
+    shown = reader.line_num  # lines the progress bar counts so far
+    bar.update(shown)
     start = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            yield start, [f"The line is not valid CSV: {error}."]
-            return  # the reader cannot find the next row reliably after this
-        except UnicodeDecodeError:  # decoded in blocks: the fault may be a few lines on
-            yield start, ["The file is not valid UTF-8 from this line on."]
-            return
-        number, start = start, reader.line_num + 1
-        bar.update(reader.line_num - number + 1)
-        if not cells:
-            continue  # a blank line, as in NDJSON
-        yield number, csv_record(header, cells)
+    try:
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                yield start, [f"The line is not valid CSV: {error}."]
+                return  # the reader cannot find the next row reliably after this
+            except UnicodeDecodeError:  # decoded in blocks: the fault may be a few lines on
+                yield start, ["The file is not valid UTF-8 from this line on."]
+                return
+            number, start = start, reader.line_num + 1
+            if reader.line_num - shown >= PROGRESS_STEP:
+                bar.update(reader.line_num - shown)
+                shown = reader.line_num
+            if not cells:
+                continue  # a blank line, as in NDJSON
+            yield number, csv_record(header, cells)
+    finally:
+        bar.update(reader.line_num - shown)
 
 
 def check_csv_header(header: list[str]) -> None:
