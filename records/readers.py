@@ -241,21 +241,31 @@ def csv_records(stream: IO[bytes], *, ignore: frozenset[str] = frozenset()) -> I
     return _csv_rows(reader, header, ignore)
 
 
-def _csv_rows(reader: Any, header: list[str], ignore: frozenset[str]) -> Iterator[ParsedRow]:
-    number = 0
+def csv_rows(reader: Any, *, unit: str, whole: str) -> Iterator[list[str] | str]:
+    """Each row's cells from a ``csv.reader``, or, last, the one sentence that says why
+    reading stopped early (``unit``: what a row is called, ``whole``: what holds them).
+
+    The reader cannot find the next row reliably after a CSV fault, and text is decoded in
+    blocks, so a UTF-8 fault may lie a few rows on: either ends the reading.
+    """
     while True:
-        number += 1
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
-            yield number, [f"The row is not valid CSV: {error}."]
-            return  # the reader cannot find the next row reliably after this
-        except UnicodeDecodeError:  # decoded in blocks: the fault may be a few rows on
-            yield number, ["The body is not valid UTF-8 from this row on."]
+            yield f"The {unit} is not valid CSV: {error}."
             return
-        if not cells:
-            continue
-        fields = csv_fields(header, cells, ignore)
-        yield (number, fields) if isinstance(fields, list) else _record(number, fields)
+        except UnicodeDecodeError:
+            yield f"The {whole} is not valid UTF-8 from this {unit} on."
+            return
+        yield cells
+
+
+def _csv_rows(reader: Any, header: list[str], ignore: frozenset[str]) -> Iterator[ParsedRow]:
+    for number, cells in enumerate(csv_rows(reader, unit="row", whole="body"), start=1):
+        if isinstance(cells, str):
+            yield number, [cells]
+        elif cells:  # a blank line is skipped, but keeps its number
+            fields = csv_fields(header, cells, ignore)
+            yield (number, fields) if isinstance(fields, list) else _record(number, fields)

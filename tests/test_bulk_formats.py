@@ -397,3 +397,29 @@ def test_the_schema_lists_every_bulk_body_format(api):
     operation = schema["paths"]["/api/models/id/{model_pk}/records/"]["post"]
     assert set(MEDIA_TYPES.values()) <= set(operation["requestBody"]["content"])
     assert "skipped" in operation["description"]
+
+
+def _csv_rows_then(fault: bytes, rows: int = 300) -> bytes:
+    """A CSV body of good rows (past the first block the text is decoded in), then ``fault``
+    as row ``rows + 1``."""
+    header = ",".join(COLUMNS[:5])
+    good = [f'{nth(n)["timestamp"]},"{{""n"": {n}}}",Experiment A,Season 1A,Site A1'
+            for n in range(rows)]
+    return ("\r\n".join([header, *good]) + "\r\n").encode() + fault + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        pytest.param(b'2024-06-02T10:00:00Z,"{}"x,E,S,X', "The row is not valid CSV", id="csv"),
+        pytest.param(b"2024-06-02T10:00:00Z,\xff,E,S,X",
+                     "The body is not valid UTF-8 from this row on.", id="utf-8"),
+    ],
+)
+def test_a_csv_body_broken_after_its_first_rows_is_400_naming_where(api, demo, fault, message):
+    body = assert_error(post(api, demo, _csv_rows_then(fault), "csv"), 400)
+    ((number, messages),) = body["errors"].items()
+    assert messages[0].startswith(message)
+    # The UTF-8 fault is found when its block is decoded: at that row or a few before it.
+    assert int(number) == 301 if "CSV" in message else 1 < int(number) <= 301
+    assert not ModelRecord.objects.exists()

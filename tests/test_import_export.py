@@ -761,3 +761,25 @@ def test_an_ndjson_export_imports_as_it_is(demo, tmp_path):
 
     assert len(content(again)) == 5
     assert content(again) == content(exported)
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        pytest.param(b'2024-06-02T10:00:00Z,"{}"x,E,S,X', "The line is not valid CSV", id="csv"),
+        pytest.param(b"2024-06-02T10:00:00Z,\xff,E,S,X",
+                     "The file is not valid UTF-8 from this line on.", id="utf-8"),
+    ],
+)
+def test_a_csv_file_broken_after_its_first_lines_is_refused_naming_where(
+    demo, tmp_path, fault, message
+):
+    text = csv_text([nth(n) for n in range(300)]).encode() + fault + b"\n"
+    path = tmp_path / "records.csv"
+    path.write_bytes(text)
+    with pytest.raises(CommandError) as raised:
+        run("import_records", "Model A", str(path))
+    ((number, found),) = re.findall(r"^  line (\d+): (.*)$", str(raised.value), re.M)
+    assert found.startswith(message)
+    assert int(number) == 302 if "CSV" in message else 1 < int(number) <= 302
+    assert not ModelRecord.objects.exists()

@@ -41,6 +41,7 @@ from records.readers import (
     arrow_records,
     csv_fields,
     csv_reader,
+    csv_rows,
     parquet_records,
 )
 from records.representation import RECORD_FIELDS
@@ -92,24 +93,16 @@ def parse_csv(stream: IO[bytes], bar: tqdm) -> Iterator[ParsedLine]:
     bar.update(shown)
     start = reader.line_num + 1
     try:
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                yield start, [f"The line is not valid CSV: {error}."]
-                return  # the reader cannot find the next row reliably after this
-            except UnicodeDecodeError:  # decoded in blocks: the fault may be a few lines on
-                yield start, ["The file is not valid UTF-8 from this line on."]
+        for cells in csv_rows(reader, unit="line", whole="file"):
+            if isinstance(cells, str):
+                yield start, [cells]
                 return
             number, start = start, reader.line_num + 1
             if reader.line_num - shown >= PROGRESS_STEP:
                 bar.update(reader.line_num - shown)
                 shown = reader.line_num
-            if not cells:
-                continue  # a blank line, as in NDJSON
-            yield number, csv_record(header, cells)
+            if cells:  # a blank line is skipped, as in NDJSON
+                yield number, csv_record(header, cells)
     finally:
         bar.update(reader.line_num - shown)
 
