@@ -356,10 +356,10 @@ def ingest_records(
 
             def link(names: Names, refs: References) -> _Linked:
                 ids = (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
-                linked = by_names[names] = by_ids.get(ids) or by_ids.setdefault(
-                    ids, _Linked(refs, sink)
-                )
-                return linked
+                if ids not in by_ids:
+                    by_ids[ids] = _Linked(refs, sink)
+                by_names[names] = by_ids[ids]
+                return by_ids[ids]
 
             for number, record, names, prepared in parsed_ahead(
                 records, sink.prepare, names_ahead

@@ -163,23 +163,18 @@ def _exact_parse_needed(shapes: bytes) -> bool:
 
 
 def _is_safe(raw: bytes, shapes: bytes, max_depth: int) -> bool:
+    """Whether JSON text surely holds no NUL character and no nesting past ``max_depth``: a
+    NUL can only come from a ``\\u0000`` escape, and a value cannot nest deeper than the
+    text has brackets. Either sign sends the value to the full walk of ``check_json_value``.
+    """
     return b"\\u0000" not in raw and shapes.count(b"{") < max_depth
 
 
-def text_is_safe(text: bytes) -> bool:
-    """Whether JSON text surely holds no NUL character and no nesting past the limit.
-
-    A cheap scan of the text (in C) that spares the walk of ``check_json_value`` for almost
-    every bulk line: a NUL can only come from a ``\\u0000`` escape, and a value cannot nest
-    deeper than the text has brackets. Either sign sends the value to the full check.
-    """
-    return _is_safe(text, _shapes(text), settings.JSON_MAX_DEPTH)
-
-
 def loads_checked(text: bytes | str, *, max_depth: int | None = None) -> tuple[Any, bool]:
-    """``loads(text)``, and ``text_is_safe(text)``, from one scan of the text (a bulk body's
-    line: both are needed for each). ``max_depth``: ``JSON_MAX_DEPTH``, read once by a caller
-    that checks many texts."""
+    """``loads(text)``, and whether the value is surely safe without the walk of
+    ``check_json_value`` (see ``_is_safe``), from one scan of the text: a bulk body needs both
+    for every line. ``max_depth``: ``JSON_MAX_DEPTH``, read once by a caller that checks many
+    texts."""
     raw = text.encode() if isinstance(text, str) else text
     shapes = _shapes(raw)
     depth = settings.JSON_MAX_DEPTH if max_depth is None else max_depth

@@ -141,8 +141,14 @@ def discard_connection(alias: str) -> None:
         connections[alias].close()
 
 
+def marked_down(aliases: list[str]) -> set[str]:
+    """Those of ``aliases`` marked down (one cache round trip)."""
+    down = cache.get_many([_down_key(alias) for alias in aliases])
+    return {alias for alias in aliases if down.get(_down_key(alias))}
+
+
 def is_marked_down(alias: str) -> bool:
-    return bool(cache.get(_down_key(alias)))
+    return alias in marked_down([alias])
 
 
 def choose_replica(min_lsn: int | None) -> str | None:
@@ -152,10 +158,10 @@ def choose_replica(min_lsn: int | None) -> str | None:
     is down no replica's outage can be read or kept, so a dead replica would cost its connect
     timeout on every request: the primary answers then.
     """
-    down = cache.get_many([_down_key(alias) for alias in replicas()])
+    down = marked_down(replicas())
     if getattr(cache, "unavailable", False):
         return None
-    candidates = [alias for alias in replicas() if not down.get(_down_key(alias))]
+    candidates = [alias for alias in replicas() if alias not in down]
     random.shuffle(candidates)
     for alias in candidates:
         try:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain, islice
-from typing import IO
+from typing import IO, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -51,27 +51,21 @@ from records.validation import INPUT_FIELDS, REQUIRED_FIELDS, parse_record
 #: are accepted and ignored.
 CSV_COLUMNS = frozenset(RECORD_FIELDS) | INPUT_FIELDS
 
+T = TypeVar("T")
+
 
 #: Lines or rows read between updates of the progress bar (an update a line costs as much as
 #: a tenth of the line's own checks).
 PROGRESS_STEP = 1000
 
 
-def numbered_lines(stream: IO[bytes], bar: tqdm) -> Iterator[tuple[int, bytes]]:
+def counted(items: Iterable[T], bar: tqdm) -> Iterator[T]:
+    """``items``, counted on the progress bar as they pass."""
     number = 0
-    for number, line in enumerate(stream, start=1):
+    for number, item in enumerate(items, start=1):
         if not number % PROGRESS_STEP:
             bar.update(PROGRESS_STEP)
-        yield number, line
-    bar.update(number % PROGRESS_STEP)
-
-
-def counted(records: Iterator[ParsedLine], bar: tqdm) -> Iterator[ParsedLine]:
-    number = 0
-    for number, record in enumerate(records, start=1):
-        if not number % PROGRESS_STEP:
-            bar.update(PROGRESS_STEP)
-        yield record
+        yield item
     bar.update(number % PROGRESS_STEP)
 
 
@@ -219,7 +213,7 @@ class Command(BaseCommand):
             if not stream.seekable():  # standard input: Parquet's footer is read first
                 stream = io.BytesIO(stream.read())
             return counted(parquet_records(stream, ignore=ASSIGNED_FIELDS), bar)
-        return parse_ndjson(numbered_lines(stream, bar), ignore=ASSIGNED_FIELDS)
+        return parse_ndjson(counted(enumerate(stream, start=1), bar), ignore=ASSIGNED_FIELDS)
 
     def import_at_once(self, model: MLModel, records: Iterable[ParsedLine]) -> IngestResult:
         try:
