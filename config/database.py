@@ -13,6 +13,10 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+#: Executions on one connection after which psycopg prepares a statement (its own default;
+#: Django turns preparing off unless ``OPTIONS`` asks for it).
+PREPARE_THRESHOLD = 5
+
 #: The values ``DATABASE_POOLER`` takes.
 POOLERS = ("none", "pgbouncer")
 
@@ -44,13 +48,17 @@ def postgres_options(*, connect_timeout: int, pooler: str) -> dict[str, Any]:
 def use_pooler(database: dict[str, Any], pooler: str) -> dict[str, Any]:
     """``database`` (a ``DATABASES`` entry for PostgreSQL) set for ``pooler``, in place.
 
-    Behind PgBouncer psycopg must never prepare a statement (the next execution may reach a
-    server connection that has not seen it), no startup ``options`` may be sent, and
-    Django's ``QuerySet.iterator()`` must not ``DECLARE`` a cursor ``WITH HOLD``.
+    Directly, psycopg prepares a statement of ``models_api.api.prepared``'s cursors once it
+    has run :data:`PREPARE_THRESHOLD` times on a connection. Behind PgBouncer psycopg must
+    never prepare a statement (the next execution may reach a server connection that has not
+    seen it), no startup ``options`` may be sent, and Django's ``QuerySet.iterator()`` must
+    not ``DECLARE`` a cursor ``WITH HOLD``.
     """
     options = database.setdefault("OPTIONS", {})
     if pooler == "pgbouncer":
         options.pop("options", None)
         options["prepare_threshold"] = None
         database["DISABLE_SERVER_SIDE_CURSORS"] = True
+    else:
+        options["prepare_threshold"] = PREPARE_THRESHOLD
     return database

@@ -13,6 +13,7 @@ import uuid
 from django.db import connections, models, router
 
 from models_api.api.ids import new_id
+from models_api.api.prepared import prepared_cursor
 
 
 class TimestampedModel(models.Model):
@@ -109,7 +110,7 @@ class MLModelManager(models.Manager):
         single-record POST's own database work. ``DoesNotExist`` when there is none."""
         connection = connections[router.db_for_read(self.model)]
         quote = connection.ops.quote_name
-        with connection.cursor() as cursor:
+        with prepared_cursor(connection) as cursor:
             cursor.execute(
                 f"SELECT {quote('model_name')} FROM {quote(self.model._meta.db_table)} "
                 f"WHERE {quote('id')} = %s",

@@ -27,6 +27,7 @@ from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 
 from models_api.api.ids import new_id_text
+from models_api.api.prepared import prepared_cursor
 from records.models import RECORD_COLUMNS, ModelRecord
 from records.segments import SegmentSize
 
@@ -292,7 +293,7 @@ def insert_with_links(
     ctes = ", ".join(f"link_{n} AS ({sql})" for n, (sql, _) in enumerate(links))
     sql = f"WITH {ctes} {insert[0]}" if ctes else insert[0]
     params = [value for _, values in links for value in values] + list(insert[1])
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

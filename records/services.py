@@ -29,6 +29,7 @@ from models_api import services as catalogue
 from models_api.api.errors import Conflict, ReferenceDeleted, ReferenceMissing
 from models_api.api.ids import new_id
 from models_api.api.names import NAME_MAX_LENGTH
+from models_api.api.prepared import prepared_cursor
 from models_api.models import Dataset, Experiment, MLModel, Season, Site
 from records import postgres, storage
 from records.models import ModelRecord, json_for_save
@@ -102,7 +103,7 @@ class ReferenceResolver:
         Plain SQL: this runs on every single-record POST, and composing the same statement
         with the ORM (four subqueries) costs more CPU than everything else the request does.
         """
-        with connections[router.db_for_read(Experiment)].cursor() as cursor:
+        with prepared_cursor(connections[router.db_for_read(Experiment)]) as cursor:
             cursor.execute(_RESOLVE_SQL, [
                 record.experiment_name, record.experiment_name, record.season_name,
                 record.site_name, dataset_name,

@@ -42,7 +42,7 @@ from models_api.models import Dataset, MLModel
 from records.ingest import ingest_records
 from records.models import ModelRecord
 from records.validation import parse_record
-from tests.conftest import record_body, stored_keys, use_s3
+from tests.conftest import record_body, stored_keys, token_client, use_s3
 from tests.helpers import assert_error
 from tests.test_health import closed_port, database_unreachable
 
@@ -326,6 +326,42 @@ def test_without_health_checks_a_restart_costs_one_503_never_a_500(proxied_worke
         assert requests.get(url, headers=headers, timeout=10).status_code == 200
     finally:
         worker.stop()
+
+
+def _next_request_checks_the_kept_connection() -> None:
+    """What Django does when a request starts on a kept connection (the test client leaves
+    it out): the connection's health check is due again."""
+    connection.close_if_unusable_or_obsolete()
+    assert connection.health_check_enabled and not connection.health_check_done
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_the_token_lookup_is_the_health_check_of_a_kept_connection(demo, monkeypatch):
+    """No SELECT 1 of its own before a token-authenticated request: the token lookup checks
+    the kept connection. When that connection died while idle, the lookup reconnects and
+    the request is served as if nothing had happened."""
+    client = token_client("kept-connection")
+    assert client.get("/api/models/all").status_code == 200
+    checks = []
+    wrapper = type(connections["default"])
+    original = wrapper.is_usable
+    monkeypatch.setattr(
+        wrapper, "is_usable", lambda self: checks.append(self.alias) or original(self)
+    )
+
+    _next_request_checks_the_kept_connection()
+    assert client.get("/api/models/all").status_code == 200
+    assert checks == []  # the lookup was the check: no round trip of its own
+    backend = connection.connection.info.backend_pid
+
+    _next_request_checks_the_kept_connection()
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as monitor:
+        monitor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    response = client.get("/api/models/all")
+    assert response.status_code == 200, response.content
+    assert connection.connection.info.backend_pid != backend
+    assert checks == []
 
 
 # =============================================================================================

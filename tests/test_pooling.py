@@ -58,7 +58,7 @@ def test_use_pooler_turns_server_side_cursors_off():
         "OPTIONS": {"prepare_threshold": None},
         "DISABLE_SERVER_SIDE_CURSORS": True,
     }
-    assert use_pooler({"OPTIONS": {}}, "none") == {"OPTIONS": {}}
+    assert use_pooler({"OPTIONS": {}}, "none") == {"OPTIONS": {"prepare_threshold": 5}}
 
 
 def database_settings(tmp_path, **variables: str) -> dict:
@@ -101,7 +101,11 @@ def test_the_settings_without_a_pooler(tmp_path):
     assert "DISABLE_SERVER_SIDE_CURSORS" not in database or not database[
         "DISABLE_SERVER_SIDE_CURSORS"
     ]
-    assert database["OPTIONS"] == {"connect_timeout": 5, "options": "-c jit=off"}
+    assert database["OPTIONS"] == {
+        "connect_timeout": 5,
+        "options": "-c jit=off",
+        "prepare_threshold": 5,
+    }
 
 
 def test_a_pooler_typo_stops_start_up(tmp_path):

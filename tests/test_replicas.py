@@ -222,7 +222,9 @@ def test_replica_urls_and_redis_url_become_database_aliases_and_the_cache(tmp_pa
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert printed["replicas"] == ["replica_1", "replica_2"]
     assert printed["replica_2"] == {"HOST": "replica2", "PORT": 6432, "NAME": "models"}
-    assert printed["options"] == {"connect_timeout": 3, "options": "-c jit=off"}
+    assert printed["options"] == {
+        "connect_timeout": 3, "options": "-c jit=off", "prepare_threshold": 5
+    }
     assert printed["test"]["MIRROR"] == "default"  # a test run has one database
     assert printed["routers"] == ["models_api.api.replicas.ReplicaRouter"]
     assert printed["cache"]["BACKEND"] == "models_api.api.cache.ResilientRedisCache"

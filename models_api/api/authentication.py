@@ -6,7 +6,9 @@ then fails inside PostgreSQL with a 500. Keys are 40 hexadecimal characters, so 
 is an invalid token (401) without a query. Every API request authenticates and then checks a
 permission, so the lookup is a raw query that brings the permissions along (where Django's
 ModelBackend caches them): composing the same joins with the ORM, or asking for the
-permissions in a second round trip, costs more than most endpoints' own work.
+permissions in a second round trip, costs more than most endpoints' own work. Being the
+first statement of every API request, it is also the health check of a kept connection
+(``models_api.api.prepared``), which would otherwise cost a round trip of its own.
 
 :class:`APIKeyAuthentication` (the one configured) reads the same tokens from ``X-API-Key``
 as well.
@@ -23,6 +25,7 @@ from rest_framework.authtoken.models import Token
 
 from models_api.api.auth_backends import cache_permissions, granted_permissions_sql
 from models_api.api.auth_failures import guarded
+from models_api.api.prepared import first_row_checking_health
 
 _KEY = re.compile(r"[0-9a-f]{40}")
 
@@ -35,15 +38,14 @@ class TokenAuthentication(authentication.TokenAuthentication):
         fields = user_model._meta.concrete_fields
         columns = ", ".join(f"u.{field.column}" for field in fields)
         connection = connections[router.db_for_read(user_model)]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {columns}, {granted_permissions_sql(f'u.{user_model._meta.pk.column}')} "
-                f"FROM {user_model._meta.db_table} u "
-                f"JOIN {Token._meta.db_table} t ON t.user_id = u.{user_model._meta.pk.column} "
-                "WHERE t.key = %s",
-                [key],
-            )
-            row = cursor.fetchone()
+        row = first_row_checking_health(
+            connection,
+            f"SELECT {columns}, {granted_permissions_sql(f'u.{user_model._meta.pk.column}')} "
+            f"FROM {user_model._meta.db_table} u "
+            f"JOIN {Token._meta.db_table} t ON t.user_id = u.{user_model._meta.pk.column} "
+            "WHERE t.key = %s",
+            [key],
+        )
         if row is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         # The database adapters give these columns their Python types (SQLite's through the
