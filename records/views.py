@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 
+from django.core.files.uploadedfile import UploadedFile
 from django.http import (
     FileResponse,
     Http404,
@@ -58,7 +59,7 @@ from records.serializers import (
     RecordSerializer,
     RecordUpdateSerializer,
 )
-from records.validation import form_upload, parse_record
+from records.validation import RecordInput, form_upload, parse_record
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +177,19 @@ class ModelRecordsViewSet(ContractViewSet):
     serializer_class = RecordSerializer
 
     def get_model(self) -> MLModel:
-        model_pk = self.kwargs["model_pk"]
         try:
-            return MLModel.objects.get_named(uuid.UUID(model_pk))
-        except (ValueError, MLModel.DoesNotExist):
-            raise NotFound(f"No model has the id '{model_pk}'.") from None
+            return MLModel.objects.get_named(self.model_id())
+        except MLModel.DoesNotExist:
+            raise self.model_not_found() from None
+
+    def model_id(self) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.kwargs["model_pk"])
+        except ValueError:
+            raise self.model_not_found() from None
+
+    def model_not_found(self) -> NotFound:
+        return NotFound(f"No model has the id '{self.kwargs['model_pk']}'.")
 
     def get_renderers(self):
         """The record formats for the streams; JSON for everything else."""
@@ -208,26 +217,47 @@ class ModelRecordsViewSet(ContractViewSet):
         return self.stream()
 
     def create(self, request: Request, model_pk: str) -> HttpResponse:
-        model = self.get_model()
-        bulk = bulk_body(request)
+        """A bulk body, or one record.
+
+        The model is looked up with the record's names (one query, where a single-record
+        POST used to spend a round trip on the model alone), so after reading the body; an
+        unknown model still answers 404 whatever is wrong with the body.
+        """
+        try:
+            bulk = bulk_body(request)
+            if bulk is None:
+                record, upload = self.posted_record(request)
+        except Exception:
+            self.get_model()
+            raise
         if bulk is not None:
             with contextlib.closing(bulk):
-                result = ingest_records(model=model, records=bulk.records(), unit=bulk.unit)
+                result = ingest_records(
+                    model=self.get_model(), records=bulk.records(), unit=bulk.unit
+                )
             return Response(IngestResultSerializer(result).data)
-        if request.content_type.startswith("multipart/form-data"):
-            record, upload = parse_record(request.POST, form=True), form_upload(request.FILES)
-        else:
-            record, upload = parse_record(request.data), None
-        created, refs = services.add_record(model=model, record=record, upload=upload)
+        try:
+            resolver = services.ReferenceResolver.with_model(self.model_id(), record)
+        except MLModel.DoesNotExist:
+            raise self.model_not_found() from None
+        created, refs = services.add_record(
+            model=resolver.model, record=record, upload=upload, resolver=resolver
+        )
         body = render_new(
             created,
-            model_name=model.model_name,
+            model_name=resolver.model.model_name,
             dataset_name=refs.dataset_name,
             experiment_name=record.experiment_name,
             season_name=record.season_name,
             site_name=record.site_name,
         )
         return HttpResponse(body, content_type="application/json")
+
+    @staticmethod
+    def posted_record(request: Request) -> tuple[RecordInput, UploadedFile | None]:
+        if request.content_type.startswith("multipart/form-data"):
+            return parse_record(request.POST, form=True), form_upload(request.FILES)
+        return parse_record(request.data), None
 
 
 @extend_schema_view(

@@ -235,6 +235,54 @@ def test_unknown_model_is_404(api, demo):
     assert api.post("/api/models/id/nope/records", record_body(), format="json").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/json", b'{"timestamp": "2024-06-01T10:00:00Z"}'),  # fields missing
+        ("application/json", b'{"timestamp": '),  # not JSON
+        ("application/json", b""),
+        ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="x"'),
+        ("multipart/form-data", b"no boundary"),
+        ("application/x-ndjson", b"{}\n"),
+        ("application/vnd.apache.parquet", b"PAR1 but not a Parquet file"),
+        ("text/csv", b"timestamp\n2024-06-01"),
+        ("text/plain", b"what"),
+    ],
+    ids=["invalid", "malformed", "empty", "cut-form", "no-boundary", "ndjson", "parquet", "csv",
+         "unsupported"],
+)
+@pytest.mark.parametrize("model_path", ["unknown", "not-a-uuid"])
+def test_an_unknown_model_is_404_whatever_is_wrong_with_the_body(
+    api, demo, content_type, body, model_path
+):
+    """The model is read with the record's names, after the body: an unknown one still
+    answers 404 first, and nothing is written."""
+    model_id = uuid.uuid4() if model_path == "unknown" else "nope"
+    response = api.generic(
+        "POST", f"/api/models/id/{model_id}/records", body, content_type=content_type
+    )
+    assert response.status_code == 404, response.content
+    assert response.json() == {"detail": f"No model has the id '{model_id}'."}
+    assert not ModelRecord.objects.exists()
+
+
+def test_the_default_dataset_is_found_again_whatever_the_model_is_named(api):
+    """The default dataset name is made in SQL with the model looked up: a name with quotes,
+    a percent sign and accents finds the dataset its first record made."""
+    call_command("load_demo", stdout=io.StringIO())
+    model = MLModel.objects.create(model_name="Modèle 'A' 100% \"fine\"")
+    for hour in (10, 11):
+        response = api.post(
+            f"/api/models/id/{model.id}/records",
+            record_body(timestamp=f"2024-06-01T{hour}:00:00Z"),
+            format="json",
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["dataset_name"] == f"{model.model_name} Dataset 2024-06-01"
+    assert Dataset.objects.filter(dataset_name__startswith="Modèle").count() == 1
+    assert ModelRecord.objects.filter(model=model).values("dataset").distinct().count() == 1
+
+
 def test_trailing_slash_creates_too(api, demo):
     response = api.post(f"/api/models/id/{demo.id}/records/", record_body(), format="json")
     assert response.status_code == 200
@@ -264,10 +312,11 @@ def test_post_record_query_count_does_not_grow_with_the_catalogue(
     api, demo, django_assert_num_queries
 ):
     post_json(api, demo)  # creates the dataset and links
-    # The token with its user's permissions, the model, the four names in one query, then the
-    # row with its links: on PostgreSQL one statement (no transaction), on SQLite the four
-    # links and the row in a transaction (a savepoint and its release inside the test's own).
-    expected = 4 if connection.vendor == "postgresql" else 10
+    # The token with its user's permissions, the model's name with the four names' ids in one
+    # query, then the row with its links: on PostgreSQL one statement (no transaction), on
+    # SQLite the four links and the row in a transaction (a savepoint and its release inside
+    # the test's own).
+    expected = 3 if connection.vendor == "postgresql" else 9
     with django_assert_num_queries(expected) as queries:
         assert post_json(api, demo, timestamp="2024-06-01T11:00:00Z").status_code == 200
     assert not [q["sql"] for q in queries.captured_queries if "auth_permission" in q["sql"]

@@ -1,5 +1,5 @@
 """The statements every single-record POST runs (``models_api.api.prepared``): PostgreSQL keeps
-them prepared on a direct connection, never behind PgBouncer, and what they write and read is
+the three prepared on a direct connection, never behind PgBouncer, and what they write and read is
 what the usual cursors would."""
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"
 )
 
-#: A table that each of the four statements reads or writes.
-STATEMENT_TABLES = (
-    "authtoken_token", "models_api_mlmodel", "models_api_site", "records_modelrecord"
-)
+#: A table that each of the three statements reads or writes: the token with its user, the
+#: model's name with the names' ids, the record with its links.
+STATEMENT_TABLES = ("authtoken_token", "models_api_site", "records_modelrecord")
 
 
 def form(second: int) -> dict:
