@@ -105,9 +105,12 @@ class Dataset(TimestampedModel):
 
 class MLModelManager(models.Manager):
     def get_named(self, pk: uuid.UUID) -> MLModel:
-        """The model with ``pk``, only its id and name loaded (what the record endpoints use),
-        read with one plain query: the ORM's ``get()`` costs more Python than the rest of a
-        single-record POST's own database work. ``DoesNotExist`` when there is none."""
+        """The model with ``pk``, only its id and name loaded (what the record streams and bulk
+        ingest use), read with one plain query on a prepared-statement cursor: the ORM's
+        ``get()`` costs more Python than a short stream's own database work. A single-record
+        POST reads its model with the record's names instead
+        (``records.services.ReferenceResolver.with_model``). ``DoesNotExist`` when there is
+        none."""
         connection = connections[router.db_for_read(self.model)]
         quote = connection.ops.quote_name
         with prepared_cursor(connection) as cursor:

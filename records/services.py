@@ -51,7 +51,7 @@ def _table(model: type) -> str:
     return model._meta.db_table
 
 
-#: The ids of a record's experiment, season and site (five parameters with the dataset's).
+#: The ids of a record's experiment, season and site (the four :func:`_name_params`).
 _NAME_IDS = f"""
     (SELECT id FROM {_table(Experiment)} WHERE experiment_name = %s),
     (SELECT s.id FROM {_table(Season)} s

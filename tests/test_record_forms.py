@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.core.files.uploadhandler import load_handler
+from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http.multipartparser import MultiPartParser
 
 from records import benchmark
@@ -32,10 +32,7 @@ def django_fields(body: bytes, boundary: str = BOUNDARY) -> list:
         "CONTENT_TYPE": f"multipart/form-data; boundary={boundary}",
         "CONTENT_LENGTH": str(len(body)),
     }
-    handlers = [
-        load_handler(path)
-        for path in ("django.core.files.uploadhandler.MemoryFileUploadHandler",)
-    ]
+    handlers = [MemoryFileUploadHandler()]
     data, files = MultiPartParser(meta, io.BytesIO(body), handlers, "utf-8").parse()
     assert not files
     return list(data.lists())

@@ -4,14 +4,12 @@ what the usual cursors would."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.db import connection
 
 from config.database import PREPARE_THRESHOLD
 from records.models import ModelRecord
-from tests.conftest import record_body
+from tests.test_record_ingest import form as record_form
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"
@@ -23,13 +21,11 @@ STATEMENT_TABLES = ("authtoken_token", "models_api_site", "records_modelrecord")
 
 
 def form(second: int) -> dict:
-    fields = record_body(
+    return record_form(
         timestamp=f"2024-06-01T10:00:{second:02d}.250000+02:00",
         model_data={"score": 0.5, "nested": {"list": [1, "two", None]}},
         record_info={"camera": "rgb"},
     )
-    return {key: json.dumps(value) if isinstance(value, dict) else value
-            for key, value in fields.items()}
 
 
 def prepared_statements() -> list[str]:
