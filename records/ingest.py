@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -140,14 +141,19 @@ class SQLiteSink:
         self.created = 0
 
     @staticmethod
-    def prepare(record: RecordInput, model_data: str, record_info: str) -> tuple:
-        return new_id_text(), record.timestamp, record.collection_date, model_data, record_info
+    def prepare(record: RecordInput, model_data: bytes, record_info: bytes) -> tuple:
+        # As text: orjson's bytes keep the room they were written in, several times their
+        # length, and a segment holds them until it is written.
+        return (
+            new_id_text(), record.timestamp, record.collection_date,
+            model_data.decode(), record_info.decode(),
+        )
 
     @staticmethod
-    def references(texts: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
-        return texts
+    def references(ids: tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]) -> tuple:
+        return ids
 
-    def write(self, prepared: tuple, references: tuple[str, str, str, str]) -> None:
+    def write(self, prepared: tuple, references: tuple) -> None:
         record_id, timestamp, collection_date, model_data, record_info = prepared
         self.segment.append(IngestRow(
             record_id, self.model_id, timestamp, collection_date, *references,
@@ -193,10 +199,9 @@ class _Linked:
 
     def __init__(self, refs: References, sink) -> None:
         self.refs = refs
-        self.written = sink.references(tuple(
-            str(value)
-            for value in (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
-        ))
+        self.written = sink.references(
+            (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
+        )
 
 
 #: Parsed records handed from the reading thread to the writing one at a time, at most...
@@ -265,8 +270,8 @@ def _chunks(
     dumps = json_values.dumps
     for number, record in records:
         if isinstance(record, RecordInput):
-            model_data = dumps(record.model_data).decode()
-            record_info = dumps(record.record_info).decode()
+            model_data = dumps(record.model_data)
+            record_info = dumps(record.record_info)
             size += len(model_data) + len(record_info)
             names = names_of(record)
             # The values themselves are not needed any more: only their text waits.

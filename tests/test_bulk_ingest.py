@@ -183,6 +183,61 @@ def test_awkward_json_survives_the_bulk_path_exactly(api, demo):
     assert record["record_info"] == {"note": "back\\slash"}
 
 
+@pytest.mark.parametrize(
+    "timestamp, collection_date, shown",
+    [
+        pytest.param("0001-01-01T00:00:00Z", None, "0001-01-01T00:00:00Z", id="first-instant"),
+        pytest.param(
+            "9999-12-31T23:59:59.999999Z", None, "9999-12-31T23:59:59.999999Z",
+            id="last-instant",
+        ),
+        pytest.param(
+            "1999-12-31T23:59:59.999999-00:30", "1970-01-01", "2000-01-01T00:29:59.999999Z",
+            id="around-postgresqls-epoch",
+        ),
+        pytest.param(
+            "1969-07-20T20:17:40.5+05:45", "1899-12-31", "1969-07-20T14:32:40.500000Z",
+            id="before-1970-with-a-fraction",
+        ),
+        pytest.param("2024-06-01T10:00:00", "9999-12-31", "2024-06-01T10:00:00Z", id="no-zone"),
+    ],
+)
+def test_times_and_dates_survive_the_bulk_path_exactly(
+    api, demo, timestamp, collection_date, shown
+):
+    """The PostgreSQL path writes times and dates in COPY's binary form (microseconds and days
+    from 2000-01-01): each comes back as a single POST gives it, first write and retry alike."""
+    fields = {"collection_date": collection_date} if collection_date else {}
+    body = ndjson(record_body(timestamp=timestamp, **fields))
+    assert post_bulk(api, demo, body).json() == {"created": 1, "skipped_existing": 0}
+    assert post_bulk(api, demo, body).json() == {"created": 0, "skipped_existing": 1}
+    [line] = b"".join(api.get(f"/api/models/id/{demo.id}/records").streaming_content).splitlines()
+    record = json.loads(line)
+    assert record["timestamp"] == shown
+    assert record["collection_date"] == (collection_date or shown[:10])
+    ModelRecord.objects.all().delete()
+    single = api.post(
+        f"/api/models/id/{demo.id}/records", record_body(timestamp=timestamp, **fields),
+        format="json",
+    ).json()
+    assert {key: single[key] for key in ("timestamp", "collection_date")} == {
+        key: record[key] for key in ("timestamp", "collection_date")
+    }
+
+
+def test_a_retry_after_new_lines_writes_only_the_new_ones_exactly(api, demo):
+    """A body that repeats earlier records takes the scratch-table path for its segment; the
+    rows it does write there are as exact as a first write's."""
+    awkward = {"text": "back\\slash \"quoted\" ✓", "n": 123456789012345678901234567890}
+    assert post_bulk(api, demo, ndjson(nth(0), nth(1))).json()["created"] == 2
+    body = ndjson(nth(0), nth(1), nth(2, model_data=awkward, collection_date="2001-02-03"))
+    assert post_bulk(api, demo, body).json() == {"created": 1, "skipped_existing": 2}
+    record = ModelRecord.objects.get(timestamp="2024-06-01T10:00:02Z")
+    assert record.model_data == awkward
+    assert str(record.collection_date) == "2001-02-03"
+    assert not record.record_file
+
+
 # --- reading the body in blocks ------------------------------------------------------------
 
 
@@ -334,3 +389,4 @@ def test_names_ahead_are_taken_once_and_bounded(monkeypatch):
     assert [record for _, record in ahead.take()] == [1, 2, 3]
     ahead.meet(("experiment", "season", "site 1", None), 1)  # met before: not again
     assert ahead.take() == []
+
