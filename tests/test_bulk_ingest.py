@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import math
+import sys
 import uuid
 
 import pytest
@@ -390,3 +392,45 @@ def test_names_ahead_are_taken_once_and_bounded(monkeypatch):
     ahead.meet(("experiment", "season", "site 1", None), 1)  # met before: not again
     assert ahead.take() == []
 
+
+# --- the interpreter while an ingest runs ------------------------------------------------------
+
+
+def _interpreter() -> tuple[float, tuple[int, ...]]:
+    return sys.getswitchinterval(), gc.get_threshold()
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["good-body", "bad-body"])
+def test_the_interpreter_is_tuned_while_an_ingest_reads_and_restored_after(demo, bad):
+    from models_api.api.errors import InvalidInput
+    from records.ingest import threads_tuned
+
+    before = _interpreter()
+    during = []
+
+    def lines():
+        for n in range(1, 4):
+            during.append(_interpreter())
+            site = "Site Z" if bad and n == 3 else "Site A1"
+            yield n, json.dumps(nth(n, site_name=site)).encode()
+
+    try:
+        with transaction.atomic():
+            ingest_records(model=demo, records=parse_ndjson(lines()))
+            transaction.set_rollback(True)
+    except InvalidInput:
+        assert bad
+    assert during == [(threads_tuned.SWITCH_INTERVAL, (50_000, *before[1][1:]))] * 3
+    assert _interpreter() == before
+
+
+def test_concurrent_ingests_share_the_tuning_and_the_last_one_out_restores():
+    from records.ingest import threads_tuned
+
+    before = _interpreter()
+    with threads_tuned:
+        with threads_tuned:
+            assert sys.getswitchinterval() == threads_tuned.SWITCH_INTERVAL
+        assert sys.getswitchinterval() == threads_tuned.SWITCH_INTERVAL  # one still runs
+        assert gc.get_threshold()[0] == threads_tuned.YOUNG_GENERATION_THRESHOLD
+    assert _interpreter() == before
