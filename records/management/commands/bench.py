@@ -114,7 +114,8 @@ class Command(BaseCommand):
     ) -> dict:
         """Each body format through the bulk endpoint and each file format through
         ``import_records``, against a raw COPY of the same rows into a table with the same
-        keys, constraints and indexes (measured twice, around the loads)."""
+        keys, constraints and indexes (measured twice, around the loads). Each load and each raw
+        COPY starts settled (``b.settle``)."""
         figures: dict = {"endpoint": {}, "command": {}, "request_rows": per_body}
         raw_seconds = []
         for name in INGEST_FORMATS:
@@ -123,6 +124,7 @@ class Command(BaseCommand):
             bodies = b.bodies(total, per_body, name)  # built before the clock starts
             path = f"/api/models/id/{target.id}/records"
             post_headers = {**headers, "Content-Type": b.CONTENT_TYPES[name]}
+            b.settle()
             started = time.perf_counter()
             for body in bodies:
                 status, answer = b.post(server.port, path, body, post_headers)
@@ -132,8 +134,6 @@ class Command(BaseCommand):
             figures["endpoint"][name] = {"records_per_second": round(total / seconds)}
             del bodies
             if target is model:
-                with connection.cursor() as cursor:
-                    cursor.execute("VACUUM ANALYZE records_modelrecord")
                 raw_seconds.append(self.raw_copy(model))
             else:
                 target.delete()
@@ -142,6 +142,7 @@ class Command(BaseCommand):
                 source = b.write_file(Path(folder), total, name)
                 target = self.fresh_model(f"command {name}")
                 b.log(f"Importing {total:,} records from the {name} file with import_records ...")
+                b.settle()
                 started = time.perf_counter()
                 call_command("import_records", target.model_name, str(source),
                              stdout=io.StringIO(), stderr=io.StringIO())
@@ -168,6 +169,7 @@ class Command(BaseCommand):
         text = b.rows_as_copy_text(model.id)
         b.create_scratch_table()
         try:
+            b.settle()
             return b.raw_copy_in(text)
         finally:
             b.drop_scratch_table()
