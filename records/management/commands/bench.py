@@ -113,43 +113,42 @@ class Command(BaseCommand):
         self, server: b.Server, model: MLModel, total: int, per_body: int, headers: dict
     ) -> dict:
         """Each body format through the bulk endpoint and each file format through
-        ``import_records``, against a raw COPY of the same rows into a table with the same
-        keys, constraints and indexes (measured twice, around the loads). Each load and each raw
-        COPY starts settled (``b.settle``)."""
+        ``import_records``, best of two loads each, against a raw COPY of the same rows into a
+        table with the same keys, constraints and indexes (best of two, around the loads).
+        Each load and each raw COPY starts settled (``b.settle``)."""
         figures: dict = {"endpoint": {}, "command": {}, "request_rows": per_body}
         raw_seconds = []
         for name in INGEST_FORMATS:
-            target = model if name == "ndjson" else self.fresh_model(f"endpoint {name}")
-            b.log(f"Loading {total:,} records through the bulk endpoint as {name} ...")
             bodies = b.bodies(total, per_body, name)  # built before the clock starts
-            path = f"/api/models/id/{target.id}/records"
-            post_headers = {**headers, "Content-Type": b.CONTENT_TYPES[name]}
-            b.settle()
-            started = time.perf_counter()
-            for body in bodies:
-                status, answer = b.post(server.port, path, body, post_headers)
-                if status != 200:
-                    raise CommandError(f"Bulk ingest ({name}) answered {status}: {answer[:300]!r}")
-            seconds = time.perf_counter() - started
-            figures["endpoint"][name] = {"records_per_second": round(total / seconds)}
+            seconds = []
+            for run in (1, 2):
+                # The second NDJSON load is the bench model's rows, which later sections read.
+                keep = name == "ndjson" and run == 2
+                target = model if keep else self.fresh_model(f"endpoint {name}")
+                b.log(f"Loading {total:,} records through the bulk endpoint as {name} "
+                      f"(load {run} of 2) ...")
+                seconds.append(self.posted(server, target, bodies, name, headers))
+                if not keep:
+                    target.delete()
             del bodies
-            if target is model:
-                raw_seconds.append(self.raw_copy(model))
-            else:
-                target.delete()
+            figures["endpoint"][name] = self.best(total, seconds)
+        raw_seconds.append(self.raw_copy(model))
         with tempfile.TemporaryDirectory() as folder:
             for name in INGEST_FORMATS:
                 source = b.write_file(Path(folder), total, name)
-                target = self.fresh_model(f"command {name}")
-                b.log(f"Importing {total:,} records from the {name} file with import_records ...")
-                b.settle()
-                started = time.perf_counter()
-                call_command("import_records", target.model_name, str(source),
-                             stdout=io.StringIO(), stderr=io.StringIO())
-                seconds = time.perf_counter() - started
-                figures["command"][name] = {"records_per_second": round(total / seconds)}
+                seconds = []
+                for run in (1, 2):
+                    target = self.fresh_model(f"command {name}")
+                    b.log(f"Importing {total:,} records from the {name} file with "
+                          f"import_records (load {run} of 2) ...")
+                    b.settle()
+                    started = time.perf_counter()
+                    call_command("import_records", target.model_name, str(source),
+                                 stdout=io.StringIO(), stderr=io.StringIO())
+                    seconds.append(time.perf_counter() - started)
+                    target.delete()
                 source.unlink()
-                target.delete()
+                figures["command"][name] = self.best(total, seconds)
         raw_seconds.append(self.raw_copy(model))
         raw_rate = total / min(raw_seconds)
         for way in ("endpoint", "command"):
@@ -161,6 +160,28 @@ class Command(BaseCommand):
             "ratio": figures["endpoint"]["ndjson"]["ratio"],
             "command_ratio": figures["command"]["ndjson"]["ratio"],
             **figures,
+        }
+
+    @staticmethod
+    def posted(
+        server: b.Server, target: MLModel, bodies: list[bytes], name: str, headers: dict
+    ) -> float:
+        """Seconds to post ``bodies`` (format ``name``) to ``target``'s records, one by one."""
+        path = f"/api/models/id/{target.id}/records"
+        post_headers = {**headers, "Content-Type": b.CONTENT_TYPES[name]}
+        b.settle()
+        started = time.perf_counter()
+        for body in bodies:
+            status, answer = b.post(server.port, path, body, post_headers)
+            if status != 200:
+                raise CommandError(f"Bulk ingest ({name}) answered {status}: {answer[:300]!r}")
+        return time.perf_counter() - started
+
+    @staticmethod
+    def best(total: int, seconds: list[float]) -> dict:
+        return {
+            "records_per_second": round(total / min(seconds)),
+            "loads_records_per_second": [round(total / each) for each in seconds],
         }
 
     @staticmethod
