@@ -50,16 +50,17 @@ SEGMENT_BYTES = 4 * 1024 * 1024
 class IngestRow(NamedTuple):
     """One row of the record table as the sinks write it: the columns of
     ``records.models.RECORD_COLUMNS``, in that order (a test holds the two together).
-    Ids are UUID text, ``model_data`` and ``record_info`` JSON text."""
+    The record's own ids are UUID text, its references UUIDs, ``model_data`` and
+    ``record_info`` JSON text."""
 
     id: str
     model_id: str
     timestamp: datetime.datetime
     collection_date: datetime.date
-    dataset_id: str
-    experiment_id: str
-    season_id: str
-    site_id: str
+    dataset_id: uuid.UUID
+    experiment_id: uuid.UUID
+    season_id: uuid.UUID
+    site_id: uuid.UUID
     model_data: str
     record_file: str | None
     record_info: str

@@ -59,6 +59,7 @@ _MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 def _binary_timestamp(value: datetime.datetime) -> int:
+    """An aware datetime as COPY's binary ``timestamptz``: microseconds from 2000-01-01 UTC."""
     return (value - _PG_EPOCH) // _MICROSECOND
 
 
@@ -117,7 +118,7 @@ class CopySink:
         return (
             _ROW_HEAD.pack(
                 len(RECORD_COLUMNS), 16, new_id_bytes(), 16, self._model_id,
-                8, (record.timestamp - _PG_EPOCH) // _MICROSECOND,
+                8, _binary_timestamp(record.timestamp),
                 4, record.collection_date.toordinal() - _PG_EPOCH_DAY,
             ),
             _JSONB_HEAD.pack(len(model_data) + 1, 1) + model_data
