@@ -250,13 +250,20 @@ def create_scratch_table() -> None:
             cursor.execute(f"ALTER TABLE {SCRATCH} ADD {definition}")
 
 
-def settle() -> None:
+def settle(*, compact: bool = False) -> None:
     """Start a timed load from the state every other starts from: the rows an earlier step
     deleted vacuumed away, and a checkpoint taken. Otherwise autovacuum cleans up a deleted
     model's million rows during the next load, on the same two cores, and a checkpoint falls
-    in whichever load happens to fill the WAL."""
+    in whichever load happens to fill the WAL.
+
+    ``compact`` rewrites the record table and its indexes (``VACUUM FULL``), as new as the raw
+    COPY's scratch table: a plain VACUUM leaves the indexes the size the deleted rows made
+    them. Only for a table holding few live rows, since it copies every one of them."""
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE records_modelrecord")
+        cursor.execute(
+            "VACUUM (FULL, ANALYZE) records_modelrecord" if compact
+            else "VACUUM ANALYZE records_modelrecord"
+        )
         cursor.execute("CHECKPOINT")
 
 

@@ -48,6 +48,7 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_
     assert figures["records"] == 2000
     assert figures["ingest"]["app_records_per_second"] > 0
     assert figures["ingest"]["raw_copy_records_per_second"] > 0
+    assert len(figures["ingest"]["raw_copy_loads_records_per_second"]) == 2
     for way in ("endpoint", "command"):
         for name in ("ndjson", "arrow", "csv", "parquet"):
             assert figures["ingest"][way][name]["ratio"] > 0, (way, name)
@@ -77,3 +78,30 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_
         assert kind.fetchone() == ("r",)  # plain again
         scratch = bench.execute("SELECT to_regclass('bench_scratch_records')").fetchone()
         assert scratch == (None,)
+
+
+def test_bench_runs_only_the_sections_asked_for(tmp_path, bench_database_url):
+    env = environment(tmp_path, DATABASE_URL=bench_database_url)
+    for step in (("create_database",), ("migrate", "--noinput", "--verbosity", "0")):
+        assert manage(env, *step).returncode == 0
+    result = manage(
+        env, "bench", "--records", "1000", "--body-lines", "500", "--seconds", "1",
+        "--sections", "posts", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [written] = (tmp_path / "bench").glob("bench-*.json")
+    figures = json.loads(written.read_text())
+    assert "ingest" not in figures and "stream" not in figures and "partitions" not in figures
+    assert figures["single_posts"]["requests"] > 0
+    assert set(figures["verdict"]) == {"single_posts"}
+    with psycopg.connect(bench_database_url) as bench:
+        assert bench.execute("SELECT count(*) FROM records_modelrecord").fetchone() == (0,)
+
+
+def test_bench_names_an_unknown_section(tmp_path, bench_database_url):
+    env = environment(tmp_path, DATABASE_URL=bench_database_url)
+    for step in (("create_database",), ("migrate", "--noinput", "--verbosity", "0")):
+        assert manage(env, *step).returncode == 0
+    result = manage(env, "bench", "--records", "100", "--sections", "ingest,speed")
+    assert result.returncode != 0
+    assert "Unknown bench section(s): speed" in result.stderr

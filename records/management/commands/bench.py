@@ -25,6 +25,8 @@ from records.partitioning import Layout, current_layout, rebuild
 
 #: The formats of the streams, each measured.
 STREAM_FORMATS = ("ndjson", "arrow", "csv", "parquet")
+#: The sections of the bench, in the order they run (``--sections`` picks some).
+SECTIONS = ("ingest", "stream", "filter", "posts", "partitions")
 #: The formats of bulk bodies and imported files, each measured.
 INGEST_FORMATS = ("ndjson", "arrow", "csv", "parquet")
 TARGETS = {
@@ -52,12 +54,17 @@ class Command(BaseCommand):
             "--partitions", type=int, default=8,
             help="hash partitions compared with the plain table (0: skip that section)",
         )
+        parser.add_argument(
+            "--sections", default=",".join(SECTIONS),
+            help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)",
+        )
 
     def handle(self, *args, **options) -> None:
         if connection.vendor != "postgresql":
             raise CommandError(
                 "The benchmark needs PostgreSQL: set DATABASE_URL (make bench does)."
             )
+        sections = self.sections(options)
         total = options["records"]
         model = self.prepare()
         output = io.StringIO()
@@ -70,20 +77,26 @@ class Command(BaseCommand):
         }
         try:
             with b.Server() as server:
-                figures["ingest"] = self.ingest(
-                    server, model, total, options["body_lines"], headers
-                )
-            figures["stream"] = self.stream(model, total, headers)
+                if "ingest" in sections:
+                    figures["ingest"] = self.ingest(
+                        server, model, total, options["body_lines"], headers
+                    )
+                else:
+                    self.load_bench_rows(server, model, total, options["body_lines"], headers)
+            if "stream" in sections:
+                figures["stream"] = self.stream(model, total, headers)
             with b.Server() as server:
-                figures["selective_filter"] = self.selective(
-                    server, model, headers, options["filter_runs"]
-                )
-                b.log("Concurrent single-record posts ...")
-                figures["single_posts"] = b.concurrent_posts(
-                    server.port, f"/api/models/id/{model.id}/records", headers,
-                    options["clients"], options["seconds"],
-                )
-            if options["partitions"]:
+                if "filter" in sections:
+                    figures["selective_filter"] = self.selective(
+                        server, model, headers, options["filter_runs"]
+                    )
+                if "posts" in sections:
+                    b.log("Concurrent single-record posts ...")
+                    figures["single_posts"] = b.concurrent_posts(
+                        server.port, f"/api/models/id/{model.id}/records", headers,
+                        options["clients"], options["seconds"],
+                    )
+            if "partitions" in sections and options["partitions"]:
                 figures["partitions"] = self.partitions(
                     model, total, options["body_lines"], headers, options["partitions"]
                 )
@@ -97,6 +110,14 @@ class Command(BaseCommand):
         self.write(figures)
 
     # --- set-up ------------------------------------------------------------------------------
+
+    @staticmethod
+    def sections(options: dict) -> set[str]:
+        chosen = {name.strip() for name in options["sections"].split(",") if name.strip()}
+        if unknown := chosen - set(SECTIONS):
+            raise CommandError(f"Unknown bench section(s): {', '.join(sorted(unknown))}; "
+                               f"the sections are {', '.join(SECTIONS)}.")
+        return chosen
 
     def prepare(self) -> MLModel:
         b.log("Preparing the bench catalogue ...")
@@ -115,24 +136,28 @@ class Command(BaseCommand):
         """Each body format through the bulk endpoint and each file format through
         ``import_records``, best of two loads each, against a raw COPY of the same rows into a
         table with the same keys, constraints and indexes (best of two, around the loads).
-        Each load and each raw COPY starts settled (``b.settle``)."""
+
+        Every load goes into a fresh model on a record table holding no other rows, compacted
+        (``b.settle(compact=True)``): the state of the raw COPY's new scratch table. A table
+        that already holds a million rows costs PostgreSQL more per row for the raw COPY and
+        the ingest alike, and holding the bench model's rows during some loads and not others
+        made the ratios depend on the order of the loads. The bench model's own rows, which
+        the later sections read, are loaded afterwards, untimed."""
         figures: dict = {"endpoint": {}, "command": {}, "request_rows": per_body}
         raw_seconds = []
         for name in INGEST_FORMATS:
             bodies = b.bodies(total, per_body, name)  # built before the clock starts
             seconds = []
             for run in (1, 2):
-                # The second NDJSON load is the bench model's rows, which later sections read.
-                keep = name == "ndjson" and run == 2
-                target = model if keep else self.fresh_model(f"endpoint {name}")
+                target = self.fresh_model(f"endpoint {name}")
                 b.log(f"Loading {total:,} records through the bulk endpoint as {name} "
                       f"(load {run} of 2) ...")
                 seconds.append(self.posted(server, target, bodies, name, headers))
-                if not keep:
-                    target.delete()
+                if not raw_seconds:  # the first load's rows are the raw COPY's too
+                    raw_seconds.append(self.raw_copy(target))
+                target.delete()
             del bodies
             figures["endpoint"][name] = self.best(total, seconds)
-        raw_seconds.append(self.raw_copy(model))
         with tempfile.TemporaryDirectory() as folder:
             for name in INGEST_FORMATS:
                 source = b.write_file(Path(folder), total, name)
@@ -145,6 +170,7 @@ class Command(BaseCommand):
                     target.delete()
                 source.unlink()
                 figures["command"][name] = self.best(total, seconds)
+        self.load_bench_rows(server, model, total, per_body, headers)
         raw_seconds.append(self.raw_copy(model))
         raw_rate = total / min(raw_seconds)
         for way in ("endpoint", "command"):
@@ -152,11 +178,20 @@ class Command(BaseCommand):
                 figure["ratio"] = round(figure["records_per_second"] / raw_rate, 3)
         return {
             "raw_copy_records_per_second": round(raw_rate),
+            "raw_copy_loads_records_per_second": [round(total / each) for each in raw_seconds],
             "app_records_per_second": figures["endpoint"]["ndjson"]["records_per_second"],
-            "ratio": figures["endpoint"]["ndjson"]["ratio"],
-            "command_ratio": figures["command"]["ndjson"]["ratio"],
+            "ratio": min(figure["ratio"] for figure in figures["endpoint"].values()),
+            "command_ratio": min(figure["ratio"] for figure in figures["command"].values()),
             **figures,
         }
+
+    def load_bench_rows(
+        self, server: b.Server, model: MLModel, total: int, per_body: int, headers: dict
+    ) -> None:
+        """The bench model's rows, which the streams, the filter and the partitions read:
+        NDJSON bodies through the bulk endpoint, untimed."""
+        b.log(f"Loading the bench model's {total:,} records (untimed) ...")
+        self.posted(server, model, b.bodies(total, per_body, "ndjson"), "ndjson", headers)
 
     @staticmethod
     def posted(
@@ -165,7 +200,7 @@ class Command(BaseCommand):
         """Seconds to post ``bodies`` (format ``name``) to ``target``'s records, one by one."""
         path = f"/api/models/id/{target.id}/records"
         post_headers = {**headers, "Content-Type": b.CONTENT_TYPES[name]}
-        b.settle()
+        b.settle(compact=True)
         started = time.perf_counter()
         for body in bodies:
             status, answer = b.post(server.port, path, body, post_headers)
@@ -176,7 +211,7 @@ class Command(BaseCommand):
     @staticmethod
     def imported(target: MLModel, source: Path) -> float:
         """Seconds to load ``source`` into ``target`` with ``import_records``."""
-        b.settle()
+        b.settle(compact=True)
         started = time.perf_counter()
         call_command("import_records", target.model_name, str(source),
                      stdout=io.StringIO(), stderr=io.StringIO())
@@ -357,20 +392,32 @@ class Command(BaseCommand):
 
     @staticmethod
     def verdict(figures: dict) -> dict:
-        return {
-            "stream_ratio": figures["stream"]["ratio"] >= TARGETS["stream_ratio"],
-            "arrow_at_least_ndjson": figures["stream"]["arrow"]["records_per_second"]
-            >= figures["stream"]["ndjson"]["records_per_second"],
-            "stream_memory": figures["stream"]["memory_growth_mb"]
-            <= TARGETS["stream_memory_growth_mb"],
-            "ingest_ratio": figures["ingest"]["ratio"] >= TARGETS["ingest_ratio"]
-            and figures["ingest"]["command_ratio"] >= TARGETS["ingest_ratio"],
-            "filter_first_byte": figures["selective_filter"]["first_byte_ms_median"]
-            < TARGETS["filter_first_byte_ms"],
-            "single_posts": figures["single_posts"]["records_per_second"]
-            >= TARGETS["post_records_per_second"]
-            and figures["single_posts"]["non_200"] == 0,
+        """Each measured section against its target (``ingest_ratio``: every format, both ways)."""
+        checks = {
+            "stream": lambda stream: {
+                "stream_ratio": stream["ratio"] >= TARGETS["stream_ratio"],
+                "arrow_at_least_ndjson": stream["arrow"]["records_per_second"]
+                >= stream["ndjson"]["records_per_second"],
+                "stream_memory": stream["memory_growth_mb"] <= TARGETS["stream_memory_growth_mb"],
+            },
+            "ingest": lambda ingest: {
+                "ingest_ratio": min(ingest["ratio"], ingest["command_ratio"])
+                >= TARGETS["ingest_ratio"],
+            },
+            "selective_filter": lambda selective: {
+                "filter_first_byte": selective["first_byte_ms_median"]
+                < TARGETS["filter_first_byte_ms"],
+            },
+            "single_posts": lambda posts: {
+                "single_posts": posts["records_per_second"] >= TARGETS["post_records_per_second"]
+                and posts["non_200"] == 0,
+            },
         }
+        verdict: dict = {}
+        for section, check in checks.items():
+            if section in figures:
+                verdict.update(check(figures[section]))
+        return verdict
 
     def write(self, figures: dict) -> None:
         text = b.to_json(figures)
