@@ -42,6 +42,9 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection
 
+from models_api.api.ids import new_id_text
+from records.models import ModelRecord
+
 UTC = datetime.UTC
 START = datetime.datetime(2025, 1, 1, tzinfo=UTC)
 SITES = 10
@@ -258,7 +261,7 @@ def settle(*, compact: bool = False) -> None:
 
     ``compact`` rewrites the record table and its indexes (``VACUUM FULL``), as new as the raw
     COPY's scratch table: a plain VACUUM leaves the indexes the size the deleted rows made
-    them. Only for a table holding few live rows, since it copies every one of them."""
+    them. It copies every live row, which takes a while for a table of millions."""
     with connection.cursor() as cursor:
         cursor.execute(
             "VACUUM (FULL, ANALYZE) records_modelrecord" if compact
@@ -284,12 +287,35 @@ def rows_as_copy_text(model_id) -> bytes:
     return buffer.getvalue()
 
 
-def raw_copy_in(text: bytes) -> float:
-    """Seconds to COPY ``text`` into the scratch table, committed (foreign keys checked)."""
+def rows_as_another_models(model_id, other_id) -> tuple[bytes, list[str]]:
+    """The model's record rows in COPY text format as ``other_id``'s, each with a new id
+    (time-ordered, as the ingest's), and their columns: what a raw COPY into the record table
+    itself loads beside the model's own rows."""
+    columns = [field.column for field in ModelRecord._meta.concrete_fields]
+    if columns[0] != "id":
+        raise RuntimeError("The record table's first concrete field is expected to be its id.")
+    selected = ", ".join("%s::uuid" if name == "model_id" else name for name in columns)
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            f"COPY (SELECT {selected} FROM records_modelrecord WHERE model_id = %s) TO STDOUT",
+            (other_id, model_id),
+        ) as copy:
+            for block in copy:
+                buffer.write(block)
+    id_length = len(new_id_text())
+    lines = buffer.getvalue().splitlines(keepends=True)
+    return b"".join(new_id_text().encode() + line[id_length:] for line in lines), columns
+
+
+def raw_copy_in(text: bytes, *, table: str = SCRATCH, columns: list[str] | None = None) -> float:
+    """Seconds to COPY ``text`` into ``table`` (the scratch table unless told), committed
+    (foreign keys checked)."""
+    into = f"{table} ({', '.join(columns)})" if columns else table
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("BEGIN")
-        with cursor.cursor.copy(f"COPY {SCRATCH} FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {into} FROM STDIN") as copy:
             view = memoryview(text)
             for offset in range(0, len(view), 1 << 20):
                 copy.write(view[offset : offset + (1 << 20)])

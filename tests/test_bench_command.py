@@ -49,6 +49,9 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_
     assert figures["ingest"]["app_records_per_second"] > 0
     assert figures["ingest"]["raw_copy_records_per_second"] > 0
     assert len(figures["ingest"]["raw_copy_loads_records_per_second"]) == 2
+    populated = figures["ingest"]["populated"]
+    assert populated["rows_already_in_table"] == 2000
+    assert populated["raw_copy_records_per_second"] > 0 and populated["ratio"] > 0
     for way in ("endpoint", "command"):
         for name in ("ndjson", "arrow", "csv", "parquet"):
             assert figures["ingest"][way][name]["ratio"] > 0, (way, name)

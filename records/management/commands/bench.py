@@ -172,6 +172,7 @@ class Command(BaseCommand):
                 figures["command"][name] = self.best(total, seconds)
         self.load_bench_rows(server, model, total, per_body, headers)
         raw_seconds.append(self.raw_copy(model))
+        populated = self.populated(server, model, total, per_body, headers)
         raw_rate = total / min(raw_seconds)
         for way in ("endpoint", "command"):
             for figure in figures[way].values():
@@ -183,6 +184,41 @@ class Command(BaseCommand):
             "ratio": min(figure["ratio"] for figure in figures["endpoint"].values()),
             "command_ratio": min(figure["ratio"] for figure in figures["command"].values()),
             **figures,
+            "populated": populated,
+        }
+
+    def populated(
+        self, server: b.Server, model: MLModel, total: int, per_body: int, headers: dict
+    ) -> dict:
+        """The same comparison on a record table already holding the bench model's N rows,
+        as a table in use does: NDJSON bodies through the endpoint against a raw COPY of the
+        same rows (new ids, another model) into the record table itself, best of two each,
+        alternated, each load starting from the table compacted with those N rows in it."""
+        bodies = b.bodies(total, per_body, "ndjson")
+        raw_seconds, seconds = [], []
+        for run in (1, 2):
+            target = self.fresh_model("populated raw")
+            text, columns = b.rows_as_another_models(model.id, target.id)
+            b.log(f"Loading {total:,} rows with a raw COPY into the record table beside "
+                  f"{total:,} others (load {run} of 2) ...")
+            b.settle(compact=True)
+            raw_seconds.append(b.raw_copy_in(text, table=ModelRecord._meta.db_table,
+                                             columns=columns))
+            del text
+            target.delete()
+            target = self.fresh_model("populated endpoint")
+            b.log(f"Loading {total:,} records through the bulk endpoint as ndjson beside "
+                  f"{total:,} others (load {run} of 2) ...")
+            seconds.append(self.posted(server, target, bodies, "ndjson", headers))
+            target.delete()
+        raw_rate = total / min(raw_seconds)
+        endpoint = self.best(total, seconds)
+        return {
+            "rows_already_in_table": total,
+            "raw_copy_records_per_second": round(raw_rate),
+            "raw_copy_loads_records_per_second": [round(total / each) for each in raw_seconds],
+            "endpoint_ndjson": endpoint,
+            "ratio": round(endpoint["records_per_second"] / raw_rate, 3),
         }
 
     def load_bench_rows(
