@@ -156,6 +156,21 @@ def test_every_error_response_references_the_error_component(schema):
                     assert error_ref(response) == ERROR_REF, (path, method, code)
 
 
+def test_every_operation_documents_406_as_unknown_format_answers_it(schema, api):
+    """``?format=`` is read on every operation (the contract's 406 for an unknown format), so
+    each must list it: schemathesis found GET /api/models/all/ answering an undocumented 406."""
+    for path, operations in schema["paths"].items():
+        if path.startswith(("/healthz", "/api/schema")):
+            continue
+        for method, answer in operations.items():
+            if method in HTTP_METHODS:
+                assert "406" in answer["responses"], (path, method)
+                assert error_ref(answer["responses"]["406"]) == ERROR_REF, (path, method)
+    response = api.get("/api/models/all/", {"format": "yaml"})
+    assert response.status_code == 406
+    assert response.json()["detail"].startswith("Unknown format 'yaml'")
+
+
 def test_writes_document_413_and_415(schema):
     for path in OPERATIONS:
         for method in OPERATIONS[path] & {"post", "patch"}:

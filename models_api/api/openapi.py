@@ -121,6 +121,7 @@ _COMMON_ERRORS = {
     "401": "No credentials.",
     "403": "Authenticated, but without the permission this needs.",
     "404": "Not found (an id that is not a UUID is not found either).",
+    "406": "No format this answer comes in satisfies the Accept header or ?format=.",
     "429": "Too many requests.",
     "503": "The database or the object store is unreachable.",
 }
