@@ -392,15 +392,13 @@ def ingest_records(
 
     The records are read ahead in a thread of their own (:func:`parsed_ahead`), so that
     reading and checking the next lines goes on while the database writes the previous ones.
+    After the first bad line nothing more is written: the rest are only checked, so that the
+    refusal names every bad line.
     """
     connection = connections[router.db_for_write(ModelRecord)]
-    resolver = ReferenceResolver(model)
     errors = _Errors(unit)
     names_ahead = _NamesAhead()
-    by_names: dict[Names, _Linked] = {}  # a record's names -> its references
-    by_ids: dict[tuple, _Linked] = {}  # the same references whatever names led to them
-    seen: set[tuple] = set()
-    links: set[_Linked] = set()
+    repeats = _Repeats(SEGMENT_ROWS)
     total = 0
     try:
         with transaction.atomic(using=connection.alias):
@@ -408,49 +406,26 @@ def ingest_records(
                 connection, model_id=str(model.id), now=timezone.now(),
                 segment_rows=SEGMENT_ROWS, segment_bytes=SEGMENT_BYTES,
             )
-
-            def link(names: Names, refs: References) -> _Linked:
-                ids = (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
-                if ids not in by_ids:
-                    by_ids[ids] = _Linked(refs, sink)
-                by_names[names] = by_ids[ids]
-                return by_ids[ids]
-
+            references = _References(model, sink, names_ahead)
             for number, record, names, prepared in parsed_ahead(
                 records, sink.prepare, names_ahead
             ):
                 total += 1
-                if names is None:
+                if names is None:  # a bad line: ``record`` holds what is wrong with it
                     errors.add(number, record)
                     sink.discard()
                     continue
-                linked = by_names.get(names)
-                if linked is None:
-                    refs = resolver.cached(record)
-                    if refs is None:  # a name not seen yet in this request: look it up
-                        sink.pause()
-                        try:
-                            refs = resolver.resolve(record, create_dataset=not errors.count)
-                        except InvalidInput as invalid:
-                            errors.add(number, invalid.lines())
-                            sink.discard()
-                            continue
-                        if not errors.count:
-                            _resolve_ahead(resolver, names_ahead, by_names, link)
-                    if errors.count:
-                        continue  # only checking from here on: nothing will be written
-                    linked = link(names, refs)
-                if errors.count:
+                try:
+                    linked = references.of(names, record, checking=bool(errors.count))
+                except InvalidInput as invalid:
+                    errors.add(number, invalid.lines())
+                    sink.discard()
                     continue
-                key = (record.timestamp, record.collection_date, linked)
-                if key in seen:
+                if linked is None or repeats.seen(
+                    (record.timestamp, record.collection_date, linked)
+                ):
                     continue
-                if len(seen) >= SEGMENT_ROWS:
-                    # Bounded memory: a repeat further apart than this is still skipped, by
-                    # the database's unique constraint (the segment's fallback path).
-                    seen.clear()
-                seen.add(key)
-                links.add(linked)
+                references.written.add(linked)
                 sink.write(prepared, linked.written)
             errors.raise_if_any()
             if not total:
@@ -458,7 +433,10 @@ def ingest_records(
             created = sink.finish()
             link_references(
                 model,
-                [(r.refs.experiment_id, r.refs.site_id, r.refs.dataset_id) for r in links],
+                [
+                    (r.refs.experiment_id, r.refs.site_id, r.refs.dataset_id)
+                    for r in references.written
+                ],
             )
     except (IntegrityError, psycopg.errors.ForeignKeyViolation):
         # Something the lines name was deleted meanwhile (the COPY raises psycopg's own).
@@ -466,19 +444,72 @@ def ingest_records(
     return IngestResult(created=created, skipped_existing=total - created)
 
 
-def _resolve_ahead(
-    resolver: ReferenceResolver,
-    names_ahead: _NamesAhead,
-    by_names: dict[Names, _Linked],
-    link: Callable[[Names, References], _Linked],
-) -> None:
-    """Look up the names of the records read ahead (creating their datasets), while the
-    connection is free anyway. A set that cannot be resolved is left for its record, whose
-    number the refusal then names."""
-    for names, record in names_ahead.take():
-        if names in by_names:
-            continue
-        try:
-            link(names, resolver.resolve(record, create_dataset=True))
-        except InvalidInput:
-            continue
+class _References:
+    """The references of one ingest's records, looked up once per set of names.
+
+    Names already met are a dictionary lookup. A new set has to end the sink's COPY segment
+    (no other statement can run while a COPY is open), so the names of every record read
+    ahead are looked up at the same time, while the connection is free anyway.
+    """
+
+    def __init__(self, model: MLModel, sink, names_ahead: _NamesAhead) -> None:
+        self.resolver = ReferenceResolver(model)
+        self.sink = sink
+        self.names_ahead = names_ahead
+        self.by_names: dict[Names, _Linked] = {}
+        #: The same references whatever names led to them.
+        self.by_ids: dict[tuple, _Linked] = {}
+        #: The references of the rows written, which the model is linked to at the end.
+        self.written: set[_Linked] = set()
+
+    def of(self, names: Names, record: RecordInput, *, checking: bool) -> _Linked | None:
+        """The record's references; ``None`` when ``checking`` (a line before was bad, so
+        nothing will be written and no dataset is created). Raises :class:`InvalidInput`
+        for names that name nothing."""
+        linked = self.by_names.get(names)
+        if linked is not None:
+            return None if checking else linked
+        refs = self.resolver.cached(record)
+        if refs is None:  # names not met yet in this request: look them up
+            self.sink.pause()
+            refs = self.resolver.resolve(record, create_dataset=not checking)
+            if not checking:
+                self._resolve_ahead()
+        return None if checking else self._link(names, refs)
+
+    def _link(self, names: Names, refs: References) -> _Linked:
+        ids = (refs.dataset_id, refs.experiment_id, refs.season_id, refs.site_id)
+        if ids not in self.by_ids:
+            self.by_ids[ids] = _Linked(refs, self.sink)
+        self.by_names[names] = self.by_ids[ids]
+        return self.by_ids[ids]
+
+    def _resolve_ahead(self) -> None:
+        """Look up the names of the records read ahead (creating their datasets). A set that
+        cannot be resolved is left for its record, whose number the refusal then names."""
+        for names, record in self.names_ahead.take():
+            if names in self.by_names:
+                continue
+            try:
+                self._link(names, self.resolver.resolve(record, create_dataset=True))
+            except InvalidInput:
+                continue
+
+
+class _Repeats:
+    """The keys of the records written so far, to skip a repeat within the body.
+
+    Bounded memory: past ``limit`` keys it starts afresh, and a repeat further apart than that
+    is still skipped, by the database's unique constraint (the segment's fallback path)."""
+
+    def __init__(self, limit: int) -> None:
+        self.keys: set[tuple] = set()
+        self.limit = limit
+
+    def seen(self, key: tuple) -> bool:
+        if key in self.keys:
+            return True
+        if len(self.keys) >= self.limit:
+            self.keys.clear()
+        self.keys.add(key)
+        return False
