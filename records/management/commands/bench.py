@@ -65,6 +65,9 @@ class Command(BaseCommand):
                 "The benchmark needs PostgreSQL: set DATABASE_URL (make bench does)."
             )
         sections = self.sections(options)
+        if not b.may_checkpoint():
+            b.log("This database user may not run CHECKPOINT (it needs to be a superuser or "
+                  "a member of pg_checkpoint): the loads start vacuumed but not checkpointed.")
         total = options["records"]
         model = self.prepare()
         output = io.StringIO()
@@ -74,6 +77,7 @@ class Command(BaseCommand):
             "records": total,
             "started_at": datetime.datetime.now(b.UTC).isoformat(timespec="seconds"),
             "targets": TARGETS,
+            "checkpoints_before_loads": b.may_checkpoint(),
         }
         try:
             with b.Server() as server:
