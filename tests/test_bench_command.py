@@ -33,18 +33,29 @@ def bench_database_url():
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_url):
-    env = environment(tmp_path, DATABASE_URL=bench_database_url)
+def migrated(tmp_path, database_url: str) -> dict[str, str]:
+    """The environment of ``manage.py`` on ``database_url``, its database created and migrated."""
+    env = environment(tmp_path, DATABASE_URL=database_url)
     for step in (("create_database",), ("migrate", "--noinput", "--verbosity", "0")):
         result = manage(env, *step)
         assert result.returncode == 0, result.stderr
-    result = manage(
-        env, "bench", "--records", "2000", "--body-lines", "500", "--seconds", "1",
-        "--filter-runs", "2", timeout=300,
-    )
+    return env
+
+
+def run_bench(tmp_path, env: dict[str, str], *args: str) -> tuple[dict, str]:
+    """Run ``manage.py bench`` with ``args``: the figures it wrote, and its log."""
+    result = manage(env, "bench", *args, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     [written] = (tmp_path / "bench").glob("bench-*.json")
-    figures = json.loads(written.read_text())
+    return json.loads(written.read_text()), result.stderr
+
+
+def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_url):
+    env = migrated(tmp_path, bench_database_url)
+    figures, _ = run_bench(
+        tmp_path, env, "--records", "2000", "--body-lines", "500", "--seconds", "1",
+        "--filter-runs", "2",
+    )
     assert figures["records"] == 2000
     assert figures["checkpoints_before_loads"] is True
     assert figures["ingest"]["app_records_per_second"] > 0
@@ -76,36 +87,29 @@ def test_bench_runs_end_to_end_and_writes_every_figure(tmp_path, bench_database_
         "get_by_id_ms", "lookup_by_id_ms", "stream_records_per_second",
         "ingest_records_per_second",
     }
-    with psycopg.connect(bench_database_url) as bench:
-        assert bench.execute("SELECT count(*) FROM records_modelrecord").fetchone() == (0,)
-        kind = bench.execute("SELECT relkind FROM pg_class WHERE relname = 'records_modelrecord'")
+    with psycopg.connect(bench_database_url) as db:
+        assert db.execute("SELECT count(*) FROM records_modelrecord").fetchone() == (0,)
+        kind = db.execute("SELECT relkind FROM pg_class WHERE relname = 'records_modelrecord'")
         assert kind.fetchone() == ("r",)  # plain again
-        scratch = bench.execute("SELECT to_regclass('bench_scratch_records')").fetchone()
+        scratch = db.execute("SELECT to_regclass('bench_scratch_records')").fetchone()
         assert scratch == (None,)
 
 
 def test_bench_runs_only_the_sections_asked_for(tmp_path, bench_database_url):
-    env = environment(tmp_path, DATABASE_URL=bench_database_url)
-    for step in (("create_database",), ("migrate", "--noinput", "--verbosity", "0")):
-        assert manage(env, *step).returncode == 0
-    result = manage(
-        env, "bench", "--records", "1000", "--body-lines", "500", "--seconds", "1",
-        "--sections", "posts", timeout=300,
+    env = migrated(tmp_path, bench_database_url)
+    figures, _ = run_bench(
+        tmp_path, env, "--records", "1000", "--body-lines", "500", "--seconds", "1",
+        "--sections", "posts",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    [written] = (tmp_path / "bench").glob("bench-*.json")
-    figures = json.loads(written.read_text())
     assert "ingest" not in figures and "stream" not in figures and "partitions" not in figures
     assert figures["single_posts"]["requests"] > 0
     assert set(figures["verdict"]) == {"single_posts"}
-    with psycopg.connect(bench_database_url) as bench:
-        assert bench.execute("SELECT count(*) FROM records_modelrecord").fetchone() == (0,)
+    with psycopg.connect(bench_database_url) as db:
+        assert db.execute("SELECT count(*) FROM records_modelrecord").fetchone() == (0,)
 
 
 def test_bench_names_an_unknown_section(tmp_path, bench_database_url):
-    env = environment(tmp_path, DATABASE_URL=bench_database_url)
-    for step in (("create_database",), ("migrate", "--noinput", "--verbosity", "0")):
-        assert manage(env, *step).returncode == 0
+    env = migrated(tmp_path, bench_database_url)
     result = manage(env, "bench", "--records", "100", "--sections", "ingest,speed")
     assert result.returncode != 0
     assert "Unknown bench section(s): speed" in result.stderr
@@ -123,14 +127,10 @@ def test_bench_runs_for_a_user_that_may_not_checkpoint(tmp_path, bench_database_
         netloc = base.split("://", 1)[1].rpartition("@")[2]
         env = environment(tmp_path, DATABASE_URL=f"postgres://{role}@{netloc}/{name}")
         assert manage(env, "migrate", "--noinput", "--verbosity", "0").returncode == 0
-        result = manage(
-            env, "bench", "--records", "500", "--body-lines", "250", "--sections", "ingest",
-            timeout=300,
+        figures, log = run_bench(
+            tmp_path, env, "--records", "500", "--body-lines", "250", "--sections", "ingest"
         )
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "may not run CHECKPOINT" in result.stderr
-        [written] = (tmp_path / "bench").glob("bench-*.json")
-        figures = json.loads(written.read_text())
+        assert "may not run CHECKPOINT" in log
         assert figures["checkpoints_before_loads"] is False
         assert figures["ingest"]["endpoint"]["parquet"]["ratio"] > 0
     finally:
