@@ -291,16 +291,19 @@ def drop_scratch_table() -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
 
 
-def rows_as_copy_text(model_id) -> bytes:
-    """The model's record rows in COPY text format (the raw load's input, read beforehand)."""
+def _copied_out(query: str, params: tuple) -> bytes:
+    """What ``COPY (query) TO STDOUT`` gives, in COPY text format, as one bytes object."""
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(
-            "COPY (SELECT * FROM records_modelrecord WHERE model_id = %s) TO STDOUT", (model_id,)
-        ) as copy:
+        with cursor.cursor.copy(f"COPY ({query}) TO STDOUT", params) as copy:
             for block in copy:
                 buffer.write(block)
     return buffer.getvalue()
+
+
+def rows_as_copy_text(model_id) -> bytes:
+    """The model's record rows in COPY text format (the raw load's input, read beforehand)."""
+    return _copied_out("SELECT * FROM records_modelrecord WHERE model_id = %s", (model_id,))
 
 
 def rows_as_another_models(model_id, other_id) -> tuple[bytes, list[str]]:
@@ -311,17 +314,13 @@ def rows_as_another_models(model_id, other_id) -> tuple[bytes, list[str]]:
     if columns[0] != "id":
         raise RuntimeError("The record table's first concrete field is expected to be its id.")
     selected = ", ".join("%s::uuid" if name == "model_id" else name for name in columns)
-    buffer = io.BytesIO()
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(
-            f"COPY (SELECT {selected} FROM records_modelrecord WHERE model_id = %s) TO STDOUT",
-            (other_id, model_id),
-        ) as copy:
-            for block in copy:
-                buffer.write(block)
+    text = _copied_out(
+        f"SELECT {selected} FROM records_modelrecord WHERE model_id = %s", (other_id, model_id)
+    )
     id_length = len(new_id_text())
-    lines = buffer.getvalue().splitlines(keepends=True)
-    return b"".join(new_id_text().encode() + line[id_length:] for line in lines), columns
+    return b"".join(
+        new_id_text().encode() + line[id_length:] for line in text.splitlines(keepends=True)
+    ), columns
 
 
 def raw_copy_in(text: bytes, *, table: str = SCRATCH, columns: list[str] | None = None) -> float:
